@@ -1,0 +1,1 @@
+"""fitness: distribution-matching and depth/precision fitness functions over extracted facts."""

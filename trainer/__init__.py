@@ -1,0 +1,1 @@
+"""trainer: evolution strategies with low-rank perturbations in a patched, batched forward pass."""
