@@ -4,6 +4,7 @@ Imports neither torch nor transformers.
 """
 
 from infoextract.facts import FACT_KINDS, Extraction, Fact
+from infoextract.loaders import LOADERS, FormatError, load_corpus
 from infoextract.records import (
     CorpusError,
     Record,
@@ -23,4 +24,7 @@ __all__ = [
     "iter_records",
     "read_records",
     "write_records",
+    "LOADERS",
+    "FormatError",
+    "load_corpus",
 ]
