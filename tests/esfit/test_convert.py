@@ -1,0 +1,65 @@
+"""`esfit convert` through click's runner."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from click.testing import CliRunner
+
+from esfit.cli import main
+from infoextract.records import read_records
+
+ITEMS = [
+    {"prompt_id": "a", "source": "Doc A.", "references": ["r1", "r2 two words"], "systems": {"bart": "x"}},
+    {"prompt_id": "b", "references": ["r3"], "systems": {"bart": "y"}},
+]
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_convert_writes_records_and_summarises(tmp_path):
+    src = tmp_path / "in.json"
+    src.write_text(json.dumps(ITEMS), encoding="utf-8")
+    out = tmp_path / "sub" / "corpus.jsonl"
+    result = run("convert", "multiref", src, "-o", out)
+    assert result.exit_code == 0, result.output
+    records = read_records(out)
+    assert [(r.prompt_id, r.author, r.text) for r in records] == [
+        ("a", "human", "r1"), ("a", "human", "r2 two words"), ("a", "bart", "x"), ("b", "human", "r3"), ("b", "bart", "y")]
+    assert "5 records, 2 prompts (2-3 records per prompt)" in result.output
+    # human: 1 + 3 + 1 words over 3 records
+    assert re.search(r"human\s+3 records\s+1\.7 words on average", result.output)
+    assert re.search(r"bart\s+2 records\s+1\.0 words on average", result.output)
+    result = run("convert", "multiref", src, "-o", out, "--max-prompts", 1)
+    assert result.exit_code == 0 and {r.prompt_id for r in read_records(out)} == {"a"}
+
+
+def test_convert_bad_input_is_one_clear_error_and_writes_nothing(tmp_path):
+    src = tmp_path / "in.json"
+    src.write_text(json.dumps([{"references": ["r"]}]), encoding="utf-8")
+    out = tmp_path / "corpus.jsonl"
+    result = run("convert", "multiref", src, "-o", out)
+    assert result.exit_code == 1
+    assert "in.json:[0]: missing key 'prompt_id'" in result.output and "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_convert_unknown_format_and_foreign_option(tmp_path):
+    src = tmp_path / "in.json"
+    src.write_text(json.dumps(ITEMS), encoding="utf-8")
+    result = run("convert", "summeval", src, "-o", tmp_path / "c.jsonl")
+    assert result.exit_code == 2 and "squality-eval" in result.output and "multiref" in result.output
+    result = run("convert", "multiref", src, "-o", tmp_path / "c.jsonl", "--dedupe")
+    assert result.exit_code == 2 and "does not take option(s) dedupe" in result.output
+
+
+def test_convert_public_squad_file(tmp_path, shared_data):
+    out = tmp_path / "squad.jsonl"
+    result = run("convert", "squad", shared_data / "squad_chatgpt" / "dev-v1.1.json", "-o", out, "--dedupe")
+    assert result.exit_code == 0, result.output
+    records = read_records(out)
+    assert f"{len(records)} records, 10570 prompts" in result.output
+    assert all(r.source and r.prompt and r.author == "human" for r in records)
