@@ -1,1 +1,63 @@
-"""fitness: distribution-matching and depth/precision fitness functions over extracted facts."""
+"""fitness: distribution-matching and depth/precision fitness functions over extracted facts.
+
+``build_fitness(spec)`` makes a :class:`Fitness` (higher is better) from registered components;
+``Fitness.score`` scores extractions grouped by prompt; :class:`TextFitness` is the trainer-facing
+form that takes texts; :func:`score_corpus` scores whole corpora (``esfit score``).
+Imports neither torch nor transformers.
+"""
+
+from fitness.bootstrap import bootstrap_answers_ci, bootstrap_mean_ci
+from fitness.components import COMPONENTS, KL_CAP, PromptContext, make_component, register
+from fitness.compose import DEFAULT_SPEC, Fitness, FitnessResult, Term, build_fitness, parse_spec
+from fitness.depth import f1_at_k_score, informative, length_penalty, precision_score, reference_k
+from fitness.distributions import CATEGORICAL_VIEWS, ORDINAL_VIEWS, FactDistribution, fact_distributions
+from fitness.divergences import (
+    DIVERGENCES,
+    estimate,
+    hellinger_divergence,
+    js_divergence,
+    kl_divergence,
+    tv_divergence,
+    wasserstein_divergence,
+)
+from fitness.scoring import CorpusScore, ScoreReport, score_corpus
+from fitness.support import SupportIndex, supported
+from fitness.text import TextFitness
+
+__all__ = [
+    "CATEGORICAL_VIEWS",
+    "COMPONENTS",
+    "DEFAULT_SPEC",
+    "DIVERGENCES",
+    "KL_CAP",
+    "ORDINAL_VIEWS",
+    "CorpusScore",
+    "FactDistribution",
+    "Fitness",
+    "FitnessResult",
+    "PromptContext",
+    "ScoreReport",
+    "SupportIndex",
+    "Term",
+    "TextFitness",
+    "bootstrap_answers_ci",
+    "bootstrap_mean_ci",
+    "build_fitness",
+    "estimate",
+    "f1_at_k_score",
+    "fact_distributions",
+    "hellinger_divergence",
+    "informative",
+    "js_divergence",
+    "kl_divergence",
+    "length_penalty",
+    "make_component",
+    "parse_spec",
+    "precision_score",
+    "reference_k",
+    "register",
+    "score_corpus",
+    "supported",
+    "tv_divergence",
+    "wasserstein_divergence",
+]

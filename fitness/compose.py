@@ -1,0 +1,247 @@
+"""Compose components into a :class:`Fitness`: weighted sums from Python, a one-line spec or TOML.
+
+Spec grammar (one line)::
+
+    spec   := term ("+" term)*
+    term   := name ["(" param ("," param)* ")"] [":" weight]
+    param  := key "=" value          # value: int, float, or a bare string
+
+e.g. ``"f1_at_k(k=median):1 + js_facts:-0.5 + w1_depth:-0.25"``. A term without a weight gets
++1 for a score and -1 for a divergence. A weight whose sign would *reward* a divergence (or
+punish a score) is refused, so the total is always higher-is-better.
+
+TOML::
+
+    [components.f1]            # the table name is the label shown in reports
+    component = "f1_at_k"      # optional when the label is a registered name
+    weight = 1.0
+    k = "median"               # every other key is a parameter of the component
+
+or ``spec = "<one-line spec>"`` at the top level (optionally inside a ``[fitness]`` table).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fitness.components import COMPONENTS, PromptContext, make_component
+from fitness.depth import informative
+from infoextract import Extraction
+
+__all__ = ["Term", "Fitness", "FitnessResult", "build_fitness", "parse_spec", "DEFAULT_SPEC"]
+
+# Precision side (F1@K: supported facts, recall capped at the humans' median depth) mixed with
+# distribution matching (which facts, in what proportions, with paraphrases clustered) and a depth
+# match; chosen on SQuALITY human judgments (benchmarks/squality_agreement.py, README).
+DEFAULT_SPEC = "f1_at_k:1.0 + js_clusters:-0.5 + w1_depth:-0.25"
+
+
+@dataclass(frozen=True)
+class Term:
+    """One weighted component: ``weight * component(ctx)`` is added to the total."""
+
+    label: str
+    component: Callable[[PromptContext], float]
+    weight: float
+    higher_is_better: bool = True
+    worst: float = 0.0  # the value used when the component has nothing to compare or returns NaN
+
+
+@dataclass
+class FitnessResult:
+    """``total`` (higher is better) = sum of weight x component mean over prompts; ``components``
+    holds each component's mean (its own direction); ``per_prompt[pid]`` has ``"total"`` and every
+    component for that prompt."""
+
+    total: float
+    components: dict[str, float]
+    per_prompt: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fitness": self.total, "components": dict(self.components)}
+
+
+class Fitness:
+    """A weighted sum of components, applied prompt by prompt and averaged over prompts."""
+
+    def __init__(self, terms: Sequence[Term]):
+        terms = list(terms)
+        if not terms:
+            raise ValueError("a Fitness needs at least one term; e.g. build_fitness('f1_at_k')")
+        labels = [t.label for t in terms]
+        dupes = sorted({lab for lab in labels if labels.count(lab) > 1})
+        if dupes:
+            raise ValueError(f"component labels must be unique, got {dupes} twice; give them distinct labels")
+        self.terms = terms
+
+    def __repr__(self) -> str:
+        return "Fitness(" + " + ".join(f"{t.label}:{t.weight:g}" for t in self.terms) + ")"
+
+    @property
+    def needs_source(self) -> bool:
+        """Whether a component reads the source (source support or source positions)."""
+        return any(getattr(t.component, "needs_source", False) for t in self.terms)
+
+    @property
+    def worst(self) -> float:
+        """The total of a prompt where every component is at its worst value."""
+        return float(sum(t.weight * t.worst for t in self.terms))
+
+    def score_prompt(self, candidates: Sequence[Extraction], references: Sequence[Extraction], *,
+                     source: Extraction | None = None, prompt: Extraction | None = None) -> dict[str, float]:
+        """Components and ``"total"`` for one prompt."""
+        banned = prompt.keys if prompt is not None else frozenset()
+        ctx = PromptContext(
+            candidates=[informative(e, banned) for e in candidates],
+            references=[informative(e, banned) for e in references],
+            source=source,
+            prompt=prompt,
+        )
+        out: dict[str, float] = {}
+        total = 0.0
+        for t in self.terms:
+            value = float(t.component(ctx))
+            if not math.isfinite(value):
+                value = t.worst
+            out[t.label] = value
+            total += t.weight * value
+        out["total"] = total
+        return out
+
+    def score(self, candidates: Mapping[str, Sequence[Extraction]], references: Mapping[str, Sequence[Extraction]],
+              *, sources: Mapping[str, Extraction] | None = None,
+              prompts: Mapping[str, Extraction] | None = None) -> FitnessResult:
+        """Score candidate answers against reference answers, prompt by prompt.
+
+        Args:
+            candidates: prompt id -> the candidate answers' extractions (several rollouts each).
+            references: prompt id -> the reference answers' extractions; must cover every
+                candidate prompt.
+            sources: prompt id -> extraction of the source document (for source support).
+            prompts: prompt id -> extraction of the prompt text (its facts do not count).
+        """
+        if not candidates:
+            raise ValueError("candidates is empty: give at least one prompt id with its answers")
+        missing = [p for p in candidates if p not in references]
+        if missing:
+            raise KeyError(f"no references for prompt id(s) {missing[:5]}{' ...' if len(missing) > 5 else ''}; "
+                           "every candidate prompt needs reference answers")
+        sources, prompts = sources or {}, prompts or {}
+        per_prompt = {
+            pid: self.score_prompt(cands, references[pid], source=sources.get(pid), prompt=prompts.get(pid))
+            for pid, cands in candidates.items()
+        }
+        comps = {t.label: float(sum(pp[t.label] for pp in per_prompt.values()) / len(per_prompt))
+                 for t in self.terms}
+        total = float(sum(t.weight * comps[t.label] for t in self.terms))
+        return FitnessResult(total=total, components=comps, per_prompt=per_prompt)
+
+
+# --- building from specs ----------------------------------------------------------------------
+
+_TERM = re.compile(r"^\s*(?P<name>[A-Za-z_][\w]*)\s*(?:\((?P<params>[^()]*)\))?\s*(?::\s*(?P<w>[-+]?[\d.eE+-]+))?\s*$")
+
+
+def _value(text: str) -> Any:
+    text = text.strip().strip("'\"")
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"none": None, "true": True, "false": False}.get(text.lower(), text)
+
+
+def parse_spec(spec: str) -> list[tuple[str, str, dict[str, Any], float | None]]:
+    """Parse a one-line spec into ``(label, name, params, weight or None)`` terms."""
+    if not spec or not spec.strip():
+        raise ValueError("fitness spec is empty; e.g. 'f1_at_k:1 + js_facts:-0.5'")
+    terms = []
+    # split on '+' that separates terms (not the sign of a weight such as ':+1' or an exponent)
+    parts = re.split(r"(?<![:eE(=,])\+", spec)
+    for raw in parts:
+        m = _TERM.match(raw)
+        if not m:
+            raise ValueError(
+                f"cannot parse fitness term {raw.strip()!r} in spec {spec!r}; expected NAME, "
+                "NAME:WEIGHT or NAME(key=value, ...):WEIGHT, terms joined by '+'"
+            )
+        params = {}
+        if m.group("params"):
+            for item in m.group("params").split(","):
+                if "=" not in item:
+                    raise ValueError(f"parameter {item.strip()!r} of term {raw.strip()!r} must be key=value")
+                k, v = item.split("=", 1)
+                params[k.strip()] = _value(v)
+        weight = float(m.group("w")) if m.group("w") else None
+        label = raw.split(":")[0].strip() if m.group("w") else raw.strip()
+        terms.append((label.replace(" ", ""), m.group("name"), params, weight))
+    return terms
+
+
+def _term(label: str, name: str, params: dict[str, Any], weight: float | None) -> Term:
+    component = make_component(name, **params)  # raises with the known names
+    info = COMPONENTS[name]
+    sign = 1.0 if info.higher_is_better else -1.0
+    weight = sign if weight is None else float(weight)
+    if not math.isfinite(weight):
+        raise ValueError(f"weight of {label!r} must be a finite number, got {weight!r}")
+    if weight * sign < 0:
+        kind = "a score (higher is better)" if info.higher_is_better else "a divergence (lower is better)"
+        raise ValueError(
+            f"weight {weight:g} of {label!r} would reward a worse value: {name} is {kind}; "
+            f"use weight {abs(weight) * sign:g} so the total stays higher-is-better"
+        )
+    # a component may declare its worst value; otherwise 0 for scores, 1 for divergences
+    worst = float(getattr(component, "worst", 0.0 if info.higher_is_better else 1.0))
+    return Term(label, component, weight, info.higher_is_better, worst)
+
+
+def _from_mapping(obj: Mapping[str, Any]) -> Fitness:
+    if "fitness" in obj and isinstance(obj["fitness"], Mapping):
+        obj = obj["fitness"]
+    if "spec" in obj:
+        return build_fitness(str(obj["spec"]))
+    comps = obj.get("components")
+    if not isinstance(comps, Mapping) or not comps:
+        raise ValueError("a fitness mapping/TOML needs 'spec = \"...\"' or a [components.LABEL] table per "
+                         f"component; got keys {sorted(obj)}")
+    terms = []
+    for label, params in comps.items():
+        params = dict(params or {})
+        name = params.pop("component", label)
+        weight = params.pop("weight", None)
+        terms.append(_term(label, name, params, weight))
+    return Fitness(terms)
+
+
+def build_fitness(spec: str | Mapping[str, Any] | Path | Fitness | None = None) -> Fitness:
+    """A :class:`Fitness` from a one-line spec, a mapping, a ``.toml`` file, or ``None`` for
+    :data:`DEFAULT_SPEC` (see the module docstring for the grammar)."""
+    if spec is None:
+        spec = DEFAULT_SPEC
+    if isinstance(spec, Fitness):
+        return spec
+    if isinstance(spec, Mapping):
+        return _from_mapping(spec)
+    if isinstance(spec, Path) or (isinstance(spec, str) and spec.strip().endswith(".toml")):
+        path = Path(spec)
+        if not path.is_file():
+            raise FileNotFoundError(f"fitness TOML file not found: {path}")
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10
+            import tomli as tomllib
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as err:
+            raise ValueError(f"{path}: invalid TOML ({err})") from None
+        return _from_mapping(data)
+    if not isinstance(spec, str):
+        raise TypeError(f"spec must be a string, mapping, Path or Fitness, got {type(spec).__name__}")
+    return Fitness([_term(*t) for t in parse_spec(spec)])

@@ -1,0 +1,92 @@
+"""Depth and precision of answers, and F1@K, the trade-off between them.
+
+- *informative facts*: the unique facts of an answer minus those copied from the prompt (restating
+  the question adds nothing);
+- *depth*: how many informative facts an answer carries;
+- *precision*: the share of them supported by the references (see :mod:`fitness.support`);
+- *F1@K* (Wei et al., 2024, "Long-form factuality in large language models", §5): with S supported
+  and N unsupported facts, ``P = S / (S + N)``, ``R_K = min(S / K, 1)`` and
+  ``F1@K = 2 P R_K / (P + R_K)``, 0 when ``S = 0``. Recall is capped at K so that listing more
+  than K supported facts does not pay, and precision punishes unsupported padding.
+- an optional FActScore length penalty (Min et al., 2023, §3.2): a score is multiplied by
+  ``exp(1 - gamma / |A|)`` when an answer has fewer than ``gamma`` facts, so very short answers
+  cannot reach a high precision by saying almost nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from infoextract import Extraction
+
+__all__ = [
+    "informative",
+    "depth_score",
+    "precision_score",
+    "f1_at_k_score",
+    "length_penalty",
+    "reference_k",
+]
+
+
+def informative(extraction: Extraction, prompt_keys: Iterable[tuple[str, str]] = ()) -> Extraction:
+    """The answer's unique facts minus the ``(kind, key)`` pairs that also occur in the prompt."""
+    banned = frozenset(prompt_keys)
+    return Extraction(tuple(f for f in extraction.unique_facts if (f.kind, f.key) not in banned))
+
+
+def depth_score(extraction: Extraction) -> int:
+    """Number of unique facts (apply :func:`informative` first to drop prompt-copied ones)."""
+    return extraction.depth
+
+
+def precision_score(n_supported: int, n_facts: int) -> float:
+    """Share of facts supported; 0 for an answer without facts (nothing said, nothing right)."""
+    _check_counts(n_supported, n_facts)
+    return n_supported / n_facts if n_facts else 0.0
+
+
+def f1_at_k_score(n_supported: int, n_facts: int, *, k: float) -> float:
+    """F1@K of an answer with ``n_supported`` of ``n_facts`` facts supported (Wei et al., 2024)."""
+    _check_counts(n_supported, n_facts)
+    if not k > 0:
+        raise ValueError(f"k must be > 0 (the number of supported facts that earns full recall), got {k!r}")
+    if n_supported == 0:
+        return 0.0
+    p = n_supported / n_facts
+    r = min(n_supported / k, 1.0)
+    return 2 * p * r / (p + r)
+
+
+def length_penalty(n_facts: int, *, gamma: float = 10.0) -> float:
+    """FActScore's multiplier ``exp(1 - gamma / n)`` for ``n < gamma`` facts, else 1; 0 for no facts."""
+    if gamma < 0:
+        raise ValueError(f"gamma must be >= 0 (the fact count below which the penalty applies), got {gamma!r}")
+    if n_facts <= 0:
+        return 0.0
+    return 1.0 if n_facts >= gamma else math.exp(1.0 - gamma / n_facts)
+
+
+def reference_k(reference_depths: Sequence[float], *, k: float | str = "median") -> float:
+    """K for F1@K: a fixed number, or ``"median"``/``"mean"``/``"max"`` of the references' depths
+    (at least 1, so a prompt whose references carry no facts still has a defined K)."""
+    if isinstance(k, str):
+        funcs = {"median": np.median, "mean": np.mean, "max": np.max}
+        if k not in funcs:
+            raise ValueError(f"k must be a positive number or one of {sorted(funcs)}, got {k!r}")
+        if len(reference_depths) == 0:
+            return 1.0
+        return max(1.0, float(funcs[k](np.asarray(reference_depths, dtype=float))))
+    if not float(k) > 0:
+        raise ValueError(f"k must be > 0, got {k!r}")
+    return float(k)
+
+
+def _check_counts(n_supported: int, n_facts: int) -> None:
+    if not 0 <= n_supported <= n_facts:
+        raise ValueError(
+            f"need 0 <= n_supported <= n_facts, got n_supported={n_supported}, n_facts={n_facts}"
+        )
