@@ -11,6 +11,8 @@ from esfit import __version__
 
 # name -> "module:attribute" of a click command. Add one line per subcommand.
 COMMANDS: dict[str, str] = {
+    "convert": "esfit.commands.convert:convert",
+    "demo": "esfit.commands.demo:demo",
 }
 
 

@@ -1,0 +1,108 @@
+"""`esfit demo`: fact extraction on the demo corpus, and the facts its references agree on.
+
+Interim version, until the trainer lands (it will train SmolLM2 against these references and
+compare held-out fitness before and after). What it does now is real work: it loads
+``datasets/demo`` (train and held-out prompts, four human references each), extracts the facts of
+every reference with :class:`infoextract.extractor.Extractor`, prints the extraction summary and,
+for each prompt, the facts that most of its references share: the consensus a model's answer will
+later be scored against.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from infoextract.facts import FACT_KINDS, Extraction
+from infoextract.records import CorpusError, Record, group_by_prompt, read_records
+
+# datasets/ sits beside the packages in a checkout (the package is installed editable)
+DEMO_DIR = Path(__file__).resolve().parents[2] / "datasets" / "demo"
+SPLITS = ("train", "heldout")
+_KIND_ORDER = {kind: i for i, kind in enumerate(FACT_KINDS)}
+
+
+def load_demo_corpus(data_dir: str | Path = DEMO_DIR, splits: Sequence[str] = SPLITS) -> dict[str, list[Record]]:
+    """The demo corpus: split name -> records (``<data_dir>/<split>.jsonl``)."""
+    data_dir = Path(data_dir)
+    missing = [s for s in splits if not (data_dir / f"{s}.jsonl").is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"demo corpus split(s) {', '.join(missing)} not found in {data_dir}; run from a checkout of "
+            "esfit (the corpus lives in datasets/demo) or pass --data-dir"
+        )
+    return {s: read_records(data_dir / f"{s}.jsonl") for s in splits}
+
+
+def shared_facts(extractions: Sequence[Extraction], *, min_count: int = 2) -> list[tuple[str, str, str, int]]:
+    """Facts found in at least ``min_count`` of the given texts' extractions.
+
+    Returns ``(kind, key, surface text, count)`` tuples, most shared first (ties: entities, then
+    quantities, dates, relations, concepts). Each text counts a fact once, however often it repeats it.
+    """
+    if min_count < 1:
+        raise ValueError(f"min_count must be >= 1, got {min_count}")
+    counts: Counter[tuple[str, str]] = Counter()
+    surface: dict[tuple[str, str], str] = {}
+    for extraction in extractions:
+        counts.update(extraction.keys)
+        for fact in extraction.unique_facts:
+            surface.setdefault((fact.kind, fact.key), fact.text)
+    ranked = sorted(
+        ((kind, key, surface.get((kind, key), key), n) for (kind, key), n in counts.items() if n >= min_count),
+        key=lambda t: (-t[3], _KIND_ORDER.get(t[0], 99), t[1]),
+    )
+    return ranked
+
+
+@click.command("demo")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=DEMO_DIR, show_default=True,
+              help="Folder holding train.jsonl and heldout.jsonl.")
+@click.option("--pipeline", default=None, help="spaCy pipeline name or path (default: the embedded en_core_web_sm).")
+@click.option("--top", type=click.IntRange(min=1), default=6, show_default=True, help="Shared facts shown per prompt.")
+@click.option("--min-share", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.5, show_default=True,
+              help="Show facts found in at least this share of a prompt's references (and in at least 2).")
+def demo(data_dir: Path, pipeline: str | None, top: int, min_share: float) -> None:
+    """Extract facts from the demo corpus and show what its references agree on.
+
+    Interim demo: training against these references comes with the trainer.
+    """
+    from infoextract.extractor import Extractor  # spaCy loads only when the command runs
+    from infoextract.summary import format_summary, summarize_extractions
+
+    try:
+        splits = load_demo_corpus(data_dir)
+    except (FileNotFoundError, CorpusError) as err:
+        raise click.ClickException(str(err)) from None
+    for name, records in splits.items():
+        click.echo(f"{name:>8}: {len(group_by_prompt(records))} prompts, {len(records)} references ({data_dir / name}.jsonl)")
+
+    records = [r for recs in splits.values() for r in recs]
+    extractions = Extractor(pipeline).extract_records(records, progress=True)
+    click.echo("\nFacts in the references")
+    click.echo(format_summary(summarize_extractions(extractions)))
+
+    by_prompt: dict[str, list[Extraction]] = {}
+    for record, extraction in zip(records, extractions):
+        by_prompt.setdefault(record.prompt_id, []).append(extraction)
+    click.echo(f"\nFacts most references share (in >= {min_share:.0%} of a prompt's references, and >= 2; top {top})")
+    agreed = distinct = 0
+    for name, recs in splits.items():
+        for prompt_id, group in group_by_prompt(recs).items():
+            found = by_prompt[prompt_id]
+            need = max(2, math.ceil(min_share * len(found) - 1e-9))  # 0.5 of 4 -> 2, not 3 by float drift
+            shared = shared_facts(found, min_count=need)
+            all_keys = set().union(*(e.keys for e in found))
+            agreed += len(shared_facts(found, min_count=2))
+            distinct += len(all_keys)
+            click.echo(f"\n[{name}] {prompt_id}  {group[0].prompt or ''}")
+            if not shared:
+                click.echo("   (no fact is shared by enough references)")
+            for kind, key, text, n in shared[:top]:
+                click.echo(f"   {n}/{len(found)}  {kind:<9} {key:<32} {text!r}")
+    share = agreed / distinct if distinct else 0.0
+    click.echo(f"\n{agreed} of {distinct} distinct facts ({share:.0%}) are stated by at least two references of their prompt.")
