@@ -47,9 +47,15 @@ def load_mgtbench(path: Path, *, dedupe: bool = False, model_author: str = "chat
         problems.add("line 1", f"header lacks column(s) {', '.join(missing)}; found {reader.fieldnames}")
         problems.raise_if_any()
     records: list[Record] = []
-    for row in reader:
-        # reader.line_num is the physical line where the row ends (fields may hold newlines)
-        where = f"row ending at line {reader.line_num} (id {row.get('id')!r})"
+    rows: list[tuple[int, dict]] = []
+    try:
+        # reader.line_num is the physical line where a row ends (quoted fields may hold newlines)
+        rows.extend((reader.line_num, row) for row in reader)
+    except csv.Error as err:  # e.g. an unclosed quote swallowing the rest of the file
+        problems.add(f"line {reader.line_num + 1}", f"not valid CSV: {err}")  # the row after the last good one
+        problems.raise_if_any()
+    for line, row in rows:
+        where = f"line {line} (id {row.get('id')!r})"
         spans = _parse_answers(row.get("answers"), where, problems)
         if spans is None:
             continue

@@ -94,6 +94,9 @@ def _text_and_meta(value: Any, where: str, problems: Problems) -> tuple[str | No
     """A text given as a string or as ``{"text": ..., other keys}``."""
     if isinstance(value, str):
         return value, {}
+    if not isinstance(value, dict):
+        problems.add(where, f"expected a string or an object with 'text', got {type(value).__name__}")
+        return None, {}
     text = problems.require(value, where, "text", str, "the text of this reference or output")
     if text is None:
         return None, {}

@@ -172,6 +172,13 @@ def test_mgtbench_parses_answers_without_eval(tmp_path):
     assert not (tmp_path / "pwned").exists()
 
 
+def test_mgtbench_broken_csv_names_the_line(tmp_path):
+    huge = "x" * 200_000  # over the csv module's field limit
+    rows = 'q1,T,ctx,Q?,"{\'text\': [\'a\']}",ask,A.\n' + f'q2,T,{huge},Q?,"{{}}",ask,B.\n'
+    with pytest.raises(FormatError, match=r"line 3: not valid CSV: field larger than field limit"):
+        load_corpus("mgtbench", write(tmp_path, "m.csv", MGT_HEADER + rows))
+
+
 def test_mgtbench_wrong_header(tmp_path):
     with pytest.raises(FormatError, match="header lacks column.*chatgpt_answer"):
         load_corpus("mgtbench", write(tmp_path, "m.csv", "id,context,question,answers\nq,c,q,a\n"))
@@ -198,12 +205,13 @@ def test_multiref_json_array_jsonl_and_single_item_agree(tmp_path):
 
 def test_multiref_bad_items(tmp_path):
     items = [{"source": "x", "references": ["a"]}, {"prompt_id": "b"}, {"prompt_id": "c", "references": [{"txt": "a"}]},
-             {"prompt_id": "d", "source": 3, "references": ["a"]}]
+             {"prompt_id": "d", "source": 3, "references": ["a"]}, {"prompt_id": "e", "references": [5]}]
     with pytest.raises(FormatError) as err:
         load_corpus("multiref", write(tmp_path, "m.json", json.dumps(items)))
-    assert [item for item, _ in err.value.problems] == ["[0]", "[1]", "[2].references[0]", "[3]"]
+    assert [item for item, _ in err.value.problems] == ["[0]", "[1]", "[2].references[0]", "[3]", "[4].references[0]"]
     text = str(err.value)
     assert "missing key 'prompt_id'" in text and "no 'references' and no 'systems'" in text and "'source' must be a string" in text
+    assert "expected a string or an object with 'text', got int" in text
 
 
 def test_multiref_broken_json_is_not_mistaken_for_jsonl(tmp_path):
