@@ -23,9 +23,11 @@ __all__ = [
 ]
 
 # A small, fixed stop list: spaCy's list is long (it holds "first", "two", "top") and would strip
-# words that carry the information we want to match. These carry none in a key.
+# words that carry the information we want to match. These (determiners, possessive determiners,
+# hedges, conjunctions) carry none in a key: "his sword" and "the sword" are one concept.
 STOP_WORDS = frozenset(
-    ["a", "an", "the", "this", "that", "these", "those", "some", "any", "each", "every", "such", "of", "'s", "'", "and", "or", "but", "nor", "to", "very", "just", "also", "really", "quite", "rather", "about", "approximately", "around", "roughly", "nearly", "almost", "only"]
+    ["a", "an", "the", "this", "that", "these", "those", "some", "any", "each", "every", "such", "of", "'s", "'", "and", "or", "but", "nor", "to", "very", "just", "also", "really", "quite", "rather", "about", "approximately", "around", "roughly", "nearly", "almost", "only",
+     "’s", "’", "my", "your", "his", "her", "its", "our", "their"]
 )
 
 _SMALL = {

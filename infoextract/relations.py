@@ -56,8 +56,11 @@ def _subjects(verb: Token, depth: int = 0) -> list[Token]:
     if subjects:
         out = []
         for subj in subjects:
-            if subj.lower_ in _RELATIVE and verb.dep_ == "relcl":
-                out.append(verb.head)
+            if subj.lower_ in _RELATIVE and subj.tag_ in ("WDT", "WP", "IN"):
+                # "the man who lives": the relative clause (maybe a few verbs up) modifies a noun
+                clause = next((v for v in [verb, *verb.ancestors] if v.dep_ == "relcl"), None)
+                if clause is not None and clause.head.pos_ in ("NOUN", "PROPN", "PRON"):
+                    out.append(clause.head)
             else:
                 out.extend(_conjuncts(subj))
         return out
@@ -107,12 +110,15 @@ def relation_facts(doc: Doc, covered: dict[int, str], offset: int = 0) -> list[F
                 for prep in _conjuncts(child):
                     objects = [o for p in prep.children if p.dep_ == "pobj" for o in _conjuncts(p)]
                     pairs.extend((f"{pred} {prep.lower_}", o) for o in objects)
+        # "tried to escape", "said that ...": the content is in the complement clause, which
+        # gives its own triple; "he|try|" alone says nothing
+        clausal = any(c.dep_ in ("xcomp", "ccomp") for c in verb.children)
         triples: list[tuple[Token, str, Token | None]] = []
         for subj in subjects:
             if agents:  # passive with an agent: state it actively
                 triples.extend((agent, pred, subj) for agent in agents)
             triples.extend((subj, p, o) for p, o in pairs)
-            if not agents and not pairs:  # intransitive ("the king died")
+            if not agents and not pairs and not clausal:  # intransitive ("the king died")
                 triples.append((subj, pred, None))
         for subj, p, obj in triples:
             subj_key = _arg_key(subj, covered)

@@ -77,6 +77,12 @@ def test_extract_records_uses_each_source(ex):
     assert {f.source_index for f in aligned.facts if f.kind == "date"} == {1}
 
 
+def test_several_processes_give_the_same_facts(ex):
+    texts = ["Barack Obama was born in Hawaii in 1961.", "The bill was signed by the president.", "He paid $4,000.", ""]
+    sources = ["Obama was born in Hawaii."] * len(texts)
+    assert Extractor(n_process=2, batch_size=2).extract(texts, sources) == ex.extract(texts, sources)
+
+
 # ------------------------------------------------------------------ chunking
 
 

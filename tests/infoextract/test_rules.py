@@ -108,6 +108,24 @@ def test_relative_clause_subject_is_the_modified_noun(ex):
     assert "man|live in|paris" in keys(ex, "The man who lives in Paris is a painter.", "relation")
 
 
+def test_relative_pronoun_resolves_to_the_noun_it_modifies(ex):
+    assert "ship|carry|gold" in keys(ex, "The ship that carried the gold sank.", "relation")
+
+
+def test_verbs_with_a_clausal_complement_give_no_empty_triple(ex):
+    rels = keys(ex, "The pilot tried to escape the planet.", "relation")
+    assert "pilot|escape|planet" in rels
+    assert "pilot|try|" not in rels
+
+
+def test_intransitive_verbs_give_a_triple_without_object(ex):
+    assert keys(ex, "The old king died.", "relation") == {"old king|die|"}
+
+
+def test_argument_keys_drop_possessive_determiners(ex):
+    assert "knight|draw|sword" in keys(ex, "The knight drew his sword.", "relation")
+
+
 def test_relation_arguments_use_normalised_values(ex):
     assert "emperor|pay|4000 usd" in keys(ex, "The emperor paid $4,000.", "relation")
 
