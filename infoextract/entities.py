@@ -69,6 +69,15 @@ def _is_number(tok: Token) -> bool:
     return tok.like_num or tok.lower_ in _SCALE_WORDS or parse_number(tok.lower_) is not None and tok.pos_ == "NUM"
 
 
+def _counts(number: Token, noun: Token) -> bool:
+    """Whether ``number`` counts ``noun`` ("three ships"): from the parse, or by adjacency without one."""
+    if noun.pos_ not in ("NOUN", "PROPN") or noun.i != number.i + 1:
+        return False
+    if number.doc.has_annotation("DEP"):
+        return number.dep_ == "nummod" and number.head.i == noun.i
+    return True
+
+
 def _ordinal_key(value: float) -> str:
     n = int(value)
     suffix = "th" if 10 <= n % 100 <= 20 else _SUFFIX.get(n % 10, "th")
@@ -131,7 +140,7 @@ def _extend_numeric(span: Span) -> list[Token]:
         nxt = doc[span.end]
         last = span[-1]
         is_unit = nxt.lower_ in CURRENCIES or nxt.lower_ in ("%", "percent")
-        modifies = nxt.pos_ in ("NOUN", "PROPN") and last.head.i == nxt.i and last.dep_ == "nummod"
+        modifies = _counts(last, nxt)
         if (is_unit or modifies) and not nxt.ent_type_:
             tokens.append(nxt)
     return tokens
@@ -188,9 +197,7 @@ def _untagged_numbers(doc: Doc, covered: dict[int, str], offset: int) -> list[Fa
             tokens.insert(0, doc[i - 1])
         if j + 1 < len(doc) and (j + 1) not in covered:
             nxt = doc[j + 1]
-            if nxt.lower_ in CURRENCIES or nxt.lower_ in ("%", "percent") or (
-                nxt.pos_ in ("NOUN", "PROPN") and doc[j].head.i == nxt.i and doc[j].dep_ == "nummod"
-            ):
+            if nxt.lower_ in CURRENCIES or nxt.lower_ in ("%", "percent") or _counts(doc[j], nxt):
                 tokens.append(nxt)
         keyed = _quantity(tokens, "CARDINAL")
         if keyed is not None:

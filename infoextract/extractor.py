@@ -27,10 +27,11 @@ from infoextract.relations import relation_facts
 __all__ = ["Extractor", "RULES_VERSION", "split_text"]
 
 # Bump when a rule changes what facts a text gives: it is part of the cache key.
-RULES_VERSION = "1"
+RULES_VERSION = "2"
 # The parser and NER need about 1 GB per 100,000 characters (spaCy's max_length note); chunks of
 # this size keep memory flat whatever the input and lose context only at paragraph/sentence cuts.
 DEFAULT_CHUNK_CHARS = 20_000
+_BATCH_CHARS = 200_000  # most characters in one nlp.pipe batch (64 answers of ~1,500 chars fit)
 _SOURCE_MEMORY = 256  # indexed sources remembered across calls (a story index is ~100 kB)
 _KIND_ORDER = {kind: i for i, kind in enumerate(FACT_KINDS)}
 _CUT = re.compile(r"\n\s*\n|\n|(?<=[.!?])\s+|\s+")
@@ -184,7 +185,11 @@ class Extractor:
     # ------------------------------------------------------------------ internals
 
     def _pipe(self, items: list[tuple[str, object]], disable: list[str]) -> Iterator[tuple[Doc, object]]:
-        return self.nlp.pipe(items, as_tuples=True, batch_size=self.batch_size, n_process=self.n_process,
+        # a batch of long pieces (sources, chunks of huge texts) holds far more tokens than a batch
+        # of answers: size batches by characters so memory stays bounded whatever the input
+        longest = max((len(text) for text, _ in items), default=0)
+        batch_size = max(1, min(self.batch_size, _BATCH_CHARS // max(longest, 1)))
+        return self.nlp.pipe(items, as_tuples=True, batch_size=batch_size, n_process=self.n_process,
                              disable=disable)
 
     def _extract_new(self, texts: list[str], sources: list[str | None], progress: bool) -> list[Extraction]:

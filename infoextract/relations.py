@@ -10,8 +10,8 @@ Plain subject-verb-object extraction misses most of what answers say. The rules 
   inherited by conjoined verbs);
 - relative clauses and participles: the modified noun is the subject ("the man who lives in
   Paris" -> ``man | live in | paris``);
-- negation is part of the predicate (``cat | not be | dog``), so a negated fact never matches
-  its affirmation.
+- negation is part of the predicate (``cat | not be | dog``; "he has no money" ->
+  ``he | not have | money``), so a negated fact never matches its affirmation.
 
 Arguments are keyed by the entity or normalised value that covers them when there is one, else
 by the lemmas of the head noun and its compound/adjective modifiers.
@@ -86,6 +86,13 @@ def _predicate(verb: Token) -> str:
     return ("not " if negated else "") + " ".join(words)
 
 
+def _negated_by_object(pred: str, obj: Token) -> str:
+    """"He has no money" negates the predicate through the object's determiner."""
+    if not pred.startswith("not ") and any(c.dep_ == "det" and c.lower_ in ("no", "neither") for c in obj.children):
+        return "not " + pred
+    return pred
+
+
 def relation_facts(doc: Doc, covered: dict[int, str], offset: int = 0) -> list[Fact]:
     """The relation triples of ``doc``; spans cover subject, verb and object (shifted by ``offset``)."""
     facts: list[Fact] = []
@@ -103,13 +110,13 @@ def relation_facts(doc: Doc, covered: dict[int, str], offset: int = 0) -> list[F
         agents: list[Token] = []
         for child in verb.children:
             if child.dep_ in _OBJ:
-                pairs.extend((pred, o) for o in _conjuncts(child))
+                pairs.extend((_negated_by_object(pred, o), o) for o in _conjuncts(child))
             elif child.dep_ == "agent" and passive:
                 agents.extend(o for p in child.children if p.dep_ == "pobj" for o in _conjuncts(p))
             elif child.dep_ == "prep":
                 for prep in _conjuncts(child):
                     objects = [o for p in prep.children if p.dep_ == "pobj" for o in _conjuncts(p)]
-                    pairs.extend((f"{pred} {prep.lower_}", o) for o in objects)
+                    pairs.extend((_negated_by_object(f"{pred} {prep.lower_}", o), o) for o in objects)
         # "tried to escape", "said that ...": the content is in the complement clause, which
         # gives its own triple; "he|try|" alone says nothing
         clausal = any(c.dep_ in ("xcomp", "ccomp") for c in verb.children)

@@ -41,6 +41,30 @@ def test_money_written_two_ways_shares_a_key(ex):
     assert a == b == {"4000 usd"}
 
 
+@pytest.mark.parametrize(
+    ("a", "b", "key"),
+    [("It cost $4 million.", "It cost 4 million dollars.", "4000000 usd"),
+     ("It cost €20.", "It cost 20 euros.", "20 eur"),
+     ("It rose 5 per cent.", "It rose 5%.", "5 percent"),
+     ("They paid twenty-five dollars.", "They paid $25.", "25 usd"),
+     ("The ship carried 2,000 tons of grain.", "The ship carried 2000 tonnes of grain.", "2000 tonne")],
+)
+def test_quantity_equivalences_in_sentences(ex, a, b, key):
+    assert key in keys(ex, a, "quantity")
+    assert keys(ex, a, "quantity") == keys(ex, b, "quantity")
+
+
+def test_counted_nouns_are_kept_without_the_parser():
+    no_parser = Extractor(kinds=("quantity",))
+    assert "parser" in no_parser.disabled
+    facts = no_parser.extract(["He had 3 children and 1,000 soldiers."])[0]
+    assert {f.key for f in facts.facts} == {"3 child", "1000 soldier"}
+
+
+def test_ordinals_are_numbered(ex):
+    assert keys(ex, "It was the first time.", "quantity") == {"1st"}
+
+
 def test_percent_and_units_are_kept(ex):
     assert keys(ex, "They sold 30 kg of apples, about 25% of the harvest.", "quantity") == {
         "30 kilogram", "25 percent"}
@@ -90,6 +114,8 @@ def test_negation_is_part_of_the_predicate(ex):
     rels = keys(ex, "The cat is not a dog.", "relation")
     assert rels == {"cat|not be|dog"}
     assert "he|not sign|treaty" in keys(ex, "He did not sign the treaty.", "relation")
+    assert "he|not have|money" in keys(ex, "He has no money.", "relation")
+    assert "he|not visit|rome" in keys(ex, "He never visited Rome.", "relation")
 
 
 def test_conjoined_subjects_and_objects_each_give_a_triple(ex):
