@@ -120,8 +120,14 @@ class Extractor:
         """Pipeline name and version plus every setting that changes the facts (the cache key part)."""
         kinds = ",".join(k for k in FACT_KINDS if k in self.kinds)
         patterns = self._patterns.digest if self._patterns else "-"
-        return (f"{pipeline_signature(self.nlp)}|kinds={kinds}|patterns={patterns}"
+        pipes = ",".join(p for p in self.nlp.pipe_names if p not in self.disabled)
+        return (f"{pipeline_signature(self.nlp)}|pipes={pipes}|kinds={kinds}|patterns={patterns}"
                 f"|chunk={self.chunk_chars}|rules={RULES_VERSION}")
+
+    def __repr__(self) -> str:
+        kinds = ",".join(k for k in FACT_KINDS if k in self.kinds)
+        cache = f", cache={str(self.cache.path)!r}" if self.cache is not None else ""
+        return f"Extractor({pipeline_signature(self.nlp)!r}, kinds={kinds!r}{cache})"
 
     # ------------------------------------------------------------------ public API
 

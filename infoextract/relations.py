@@ -128,6 +128,8 @@ def relation_facts(doc: Doc, covered: dict[int, str], offset: int = 0) -> list[F
             if not agents and not pairs and not clausal:  # intransitive ("the king died")
                 triples.append((subj, pred, None))
         for subj, p, obj in triples:
+            if obj is not None and obj.lower_ in _RELATIVE and verb.dep_ == "relcl":
+                obj = verb.head  # "the book that he wrote" -> he | write | book
             subj_key = _arg_key(subj, covered)
             obj_key = _arg_key(obj, covered) if obj is not None else ""
             tokens = [t for t in (subj, verb, obj) if t is not None]

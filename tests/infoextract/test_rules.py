@@ -136,6 +136,7 @@ def test_relative_clause_subject_is_the_modified_noun(ex):
 
 def test_relative_pronoun_resolves_to_the_noun_it_modifies(ex):
     assert "ship|carry|gold" in keys(ex, "The ship that carried the gold sank.", "relation")
+    assert "he|write|book" in keys(ex, "She read the book that he wrote.", "relation")
 
 
 def test_verbs_with_a_clausal_complement_give_no_empty_triple(ex):
