@@ -1,0 +1,111 @@
+"""The patched forward pass: every population member in one batch, KV cache intact.
+
+A forward hook on each target layer adds the member's low-rank term to the layer's output:
+
+    y = x Wᵀ + b + σ/√r · s_i (x B_i) A_iᵀ      for the rows of x that belong to member i.
+
+Rows are laid out member-major: with m active members and a batch of N rows, rows
+[k·N/m, (k+1)·N/m) belong to the k-th active member. Each row keeps its own KV cache entries, and
+the hook adds the same member's term at every decode step, so the cache holds exactly what a dense
+model with W + σE_i would have cached: generation is exact, not approximate. The base layers are
+never modified, so removing the hooks restores the original model bit for bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from trainer.noise import Population
+from trainer.targets import Target
+
+
+class PopulationPatch:
+    """Forward hooks that perturb ``targets`` per member; a no-op while no population is set.
+
+    Use as a context manager (``with PopulationPatch(model, targets) as patch:``) or call
+    ``attach()``/``detach()``. ``set_population(pop, members)`` chooses the members whose rows make
+    up the batch; ``clear()`` returns to the unperturbed centre model.
+    """
+
+    def __init__(self, targets: Sequence[Target]):
+        self.targets = list(targets)
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._factors: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.active_members: int = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def attach(self) -> PopulationPatch:
+        if not self._handles:
+            self._handles = [t.module.register_forward_hook(self._hook) for t in self.targets]
+        return self
+
+    def detach(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        self.clear()
+
+    def __enter__(self) -> PopulationPatch:
+        return self.attach()
+
+    def __exit__(self, *exc) -> None:
+        self.detach()
+
+    # -- which members the batch holds -------------------------------------------------------
+    def set_population(self, population: Population, members: Sequence[int] | None = None) -> None:
+        """Perturb the batch with ``members`` of ``population`` (all of them by default), in order.
+
+        The factors are cast to each layer's dtype and device once here, not at every step.
+        """
+        members = list(range(population.size)) if members is None else list(members)
+        if not members:
+            raise ValueError("members is empty: pass at least one member index, or call clear()")
+        bad = [i for i in members if not 0 <= i < population.size]
+        if bad:
+            raise ValueError(f"members {bad} are outside the population of {population.size}")
+        factors = {}
+        for t in self.targets:
+            w = t.weight
+            factors[t.module] = population.member_factors(t.name, members, dtype=w.dtype, device=w.device)
+        self._factors = factors
+        self.active_members = len(members)
+
+    def clear(self) -> None:
+        """Back to the centre model: the hooks stay but add nothing."""
+        self._factors = {}
+        self.active_members = 0
+
+    @contextmanager
+    def members(self, population: Population, members: Sequence[int] | None = None) -> Iterator[None]:
+        """``set_population`` for the duration of a ``with`` block."""
+        self.set_population(population, members)
+        try:
+            yield
+        finally:
+            self.clear()
+
+    # -- the hook ----------------------------------------------------------------------------
+    def _hook(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor | None:
+        factors = self._factors.get(module)
+        if factors is None:
+            return None
+        a, b = factors  # (m, out, r) with s_i σ/√r folded in, (m, in, r)
+        x = args[0]
+        m = a.shape[0]
+        rows = x.shape[0]
+        if rows % m:
+            raise ValueError(
+                f"the batch has {rows} rows, not a whole multiple of the {m} active population members: "
+                "lay the batch out as members × rows-per-member (see trainer.rollout)"
+            )
+        # member-major rows: (rows, ..., in) -> (m, rows/m · tokens, in)
+        xm = x.reshape(m, -1, x.shape[-1])
+        delta = torch.bmm(torch.bmm(xm, b), a.transpose(1, 2))  # (m, rows/m · tokens, out)
+        if torch.is_grad_enabled():
+            return output + delta.view(output.shape)
+        return output.add_(delta.view(output.shape))
+

@@ -1,0 +1,198 @@
+"""Population rollouts: members × prompts × rollouts as the rows of one batched ``generate``.
+
+Rows are laid out member-major, then prompt, then rollout index k, which is the layout the patched
+forward pass expects (``trainer.patch``). Sampling uses common random numbers: the row for
+(member, prompt, k) draws its sampling noise from a seed of (run seed, generation, prompt, k) that
+every member shares (Gumbel-max with seeded noise), so two members differ only by their
+perturbation and fitness differences are signal, not sampling luck.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from trainer.noise import Population, derive_seed
+from trainer.patch import PopulationPatch
+
+Prompt = str | list[dict]  # plain text, or chat messages [{"role": ..., "content": ...}]
+# the sampling is ours (CommonRandomGumbel): a model's own generation_config neither applies nor warns
+NEUTRAL_SAMPLING = dict(temperature=None, top_p=None, top_k=None)
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """How each member's completions are decoded.
+
+    ``greedy`` decodes argmax tokens (then all k rollouts of a prompt are equal); otherwise tokens
+    are sampled at ``temperature`` with optional ``top_k``/``top_p`` and common random numbers.
+    ``max_rows`` caps the rows of one ``generate`` call (chunks split at member boundaries);
+    ``chat_template`` None applies the tokenizer's template when it has one.
+    """
+
+    max_new_tokens: int = 64
+    rollouts_per_prompt: int = 1
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    greedy: bool = False
+    max_rows: int | None = None
+    chat_template: bool | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.max_new_tokens >= 1, "max_new_tokens", self.max_new_tokens, "an integer ≥ 1")
+        _check(self.rollouts_per_prompt >= 1, "rollouts_per_prompt", self.rollouts_per_prompt, "an integer ≥ 1")
+        _check(self.temperature > 0, "temperature", self.temperature, "> 0 (use greedy=True for argmax)")
+        _check(self.top_k is None or self.top_k >= 1, "top_k", self.top_k, "None or an integer ≥ 1")
+        _check(self.top_p is None or 0 < self.top_p <= 1, "top_p", self.top_p, "None or in (0, 1]")
+        _check(self.max_rows is None or self.max_rows >= 1, "max_rows", self.max_rows, "None or ≥ 1")
+
+
+def _check(ok: bool, name: str, value, rule: str) -> None:
+    if not ok:
+        raise ValueError(f"{name}={value!r} must be {rule}")
+
+
+@dataclass
+class Rollouts:
+    """Completions grouped ``texts[member][prompt][rollout]``, and how many tokens were generated."""
+
+    texts: list[list[list[str]]]
+    new_tokens: int
+    rows: int
+
+
+class CommonRandomGumbel:
+    """A logits processor that samples by Gumbel-max with noise seeded per row.
+
+    ``row_seeds[i]`` seeds row i's noise stream; rows with equal seeds get equal noise at every
+    step. Returned scores are (logits / T, masked by top-k/top-p) + Gumbel noise, so greedy
+    ``generate`` on them draws exact samples from the tempered distribution.
+    """
+
+    def __init__(self, row_seeds: Sequence[int], *, temperature: float = 1.0, top_k=None, top_p=None):
+        from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
+
+        self.temperature = temperature
+        self.warpers = []
+        if top_k is not None:
+            self.warpers.append(TopKLogitsWarper(top_k))
+        if top_p is not None and top_p < 1:
+            self.warpers.append(TopPLogitsWarper(top_p))
+        unique = sorted(set(row_seeds))
+        self.row_key = torch.tensor([unique.index(s) for s in row_seeds])
+        # one CPU stream per seed, advanced once per step, so noise does not depend on the device
+        self.generators = [torch.Generator().manual_seed(s) for s in unique]
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        scores = scores.float() / self.temperature
+        for warp in self.warpers:
+            scores = warp(input_ids, scores)
+        vocab = scores.shape[-1]
+        u = torch.stack([torch.rand(vocab, generator=g) for g in self.generators])  # (seeds, vocab)
+        gumbel = -torch.log(-torch.log(u.clamp_(1e-20, 1.0 - 1e-7)))
+        return scores + gumbel[self.row_key].to(scores.device)
+
+
+def format_prompts(tokenizer, prompts: Sequence[Prompt], *, chat_template: bool | None = None) -> list[str]:
+    """Prompt strings as the model sees them: through the chat template when there is one."""
+    use_template = getattr(tokenizer, "chat_template", None) is not None if chat_template is None else chat_template
+    if use_template and getattr(tokenizer, "chat_template", None) is None:
+        raise ValueError("chat_template=True but the tokenizer has no chat template: pass chat_template=None")
+    out = []
+    for p in prompts:
+        if use_template:
+            messages = [{"role": "user", "content": p}] if isinstance(p, str) else p
+            out.append(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
+        elif isinstance(p, str):
+            out.append(p)
+        else:
+            raise ValueError("a prompt given as chat messages needs a tokenizer with a chat template")
+    return out
+
+
+def _chunks(n_members: int, rows_per_member: int, max_rows: int | None) -> list[tuple[list[int], slice]]:
+    """(member positions, row slice within each member) per generate call.
+
+    Whole members when at least one fits in ``max_rows``; otherwise one member's rows in pieces
+    (a single member's rows can be split anywhere: they all carry the same perturbation).
+    """
+    if max_rows is None or max_rows >= n_members * rows_per_member:
+        return [(list(range(n_members)), slice(0, rows_per_member))]
+    if max_rows >= rows_per_member:
+        per = max_rows // rows_per_member
+        return [(list(range(s, min(s + per, n_members))), slice(0, rows_per_member)) for s in range(0, n_members, per)]
+    return [([i], slice(s, min(s + max_rows, rows_per_member))) for i in range(n_members) for s in range(0, rows_per_member, max_rows)]
+
+
+@torch.no_grad()
+def generate_rollouts(
+    model: nn.Module,
+    tokenizer,
+    prompts: Sequence[Prompt],
+    config: RolloutConfig,
+    *,
+    patch: PopulationPatch | None = None,
+    population: Population | None = None,
+    members: Sequence[int] | None = None,
+    seed: int = 0,
+    generation: int = 0,
+) -> Rollouts:
+    """Roll out ``members`` of ``population`` (or the centre model when ``population`` is None)
+    on every prompt, ``config.rollouts_per_prompt`` times each, in as few ``generate`` calls as
+    ``config.max_rows`` allows. Returns texts grouped [member][prompt][rollout].
+    """
+    if not prompts:
+        raise ValueError("prompts is empty: pass at least one prompt")
+    if population is not None and patch is None:
+        raise ValueError("a population needs the PopulationPatch attached to the model: pass patch=")
+    members = ([None] if population is None else list(range(population.size)) if members is None else list(members))
+    k = config.rollouts_per_prompt
+    texts = format_prompts(tokenizer, prompts, chat_template=config.chat_template)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    enc = tokenizer(texts, padding=True, padding_side="left", add_special_tokens=False, return_tensors="pt")
+    # rows of one member: prompt-major, then rollout index
+    ids = enc["input_ids"].repeat_interleave(k, dim=0)
+    mask = enc["attention_mask"].repeat_interleave(k, dim=0)
+    # common random numbers: the seed depends on (run seed, generation, prompt, k), not the member
+    row_seeds = [derive_seed(seed, generation, "sample", text, j) for text in texts for j in range(k)]
+    device = next(model.parameters()).device
+    out: list[list[str]] = [[] for _ in members]
+    new_tokens = 0
+    for positions, rows in _chunks(len(members), len(row_seeds), config.max_rows):
+        n = len(positions)
+        batch_ids = ids[rows].repeat(n, 1).to(device)
+        batch_mask = mask[rows].repeat(n, 1).to(device)
+        kwargs = dict(max_new_tokens=config.max_new_tokens, pad_token_id=pad_id, do_sample=False)
+        if not config.greedy:
+            kwargs["logits_processor"] = [
+                CommonRandomGumbel(
+                    row_seeds[rows] * n, temperature=config.temperature, top_k=config.top_k, top_p=config.top_p
+                )
+            ]
+        if population is not None:
+            patch.set_population(population, [members[p] for p in positions])
+        try:
+            seq = model.generate(input_ids=batch_ids, attention_mask=batch_mask, **NEUTRAL_SAMPLING, **kwargs)
+        finally:
+            if population is not None:
+                patch.clear()
+        completion = seq[:, batch_ids.shape[1] :]
+        new_tokens += _count_new_tokens(completion, tokenizer.eos_token_id, pad_id)
+        decoded = tokenizer.batch_decode(completion, skip_special_tokens=True)
+        per = len(decoded) // n
+        for i, p in enumerate(positions):
+            out[p].extend(decoded[i * per : (i + 1) * per])
+    grouped = [[row[j * k : (j + 1) * k] for j in range(len(prompts))] for row in out]
+    return Rollouts(grouped, new_tokens, len(members) * len(row_seeds))
+
+
+def _count_new_tokens(completion: torch.Tensor, eos_id: int | None, pad_id: int) -> int:
+    """Tokens generated up to and including each row's first end-of-sequence token."""
+    if eos_id is None:
+        return int(completion.numel())
+    done = (completion == eos_id).int().cumsum(1)
+    return int(((done == 0) | ((done == 1) & (completion == eos_id))).sum())
