@@ -35,6 +35,7 @@ def cluster_keys(keys: Sequence[str], *, distance_threshold: float = 0.5, ngram_
     # imported here: scikit-learn costs ~0.5 s to import and only this view needs it
     from sklearn.cluster import AgglomerativeClustering
     from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.metrics.pairwise import cosine_distances
 
     vec = TfidfVectorizer(analyzer="char_wb", ngram_range=ngram_range, lowercase=True)
     try:
@@ -42,15 +43,15 @@ def cluster_keys(keys: Sequence[str], *, distance_threshold: float = 0.5, ngram_
     except ValueError:  # keys with no letters at all (e.g. punctuation only): nothing to cluster on
         return {k: i for i, k in enumerate(distinct)}
     # rows with no n-gram get a zero vector; cosine is undefined there, so give them their own cluster
-    dense = x.toarray()
-    norms = np.linalg.norm(dense, axis=1)
-    ok = norms > 0
+    ok = np.asarray(x.getnnz(axis=1)) > 0
     labels = np.arange(len(distinct)) + len(distinct)  # unique ids for the degenerate rows
     if ok.sum() >= 2:
+        # distances from one sparse product are cheaper than letting the clusterer densify the rows
+        dist = cosine_distances(x[ok])
         model = AgglomerativeClustering(
-            n_clusters=None, distance_threshold=distance_threshold, metric="cosine", linkage="average"
+            n_clusters=None, distance_threshold=distance_threshold, metric="precomputed", linkage="average"
         )
-        labels[ok] = model.fit_predict(dense[ok])
+        labels[ok] = model.fit_predict(dist)
     elif ok.sum() == 1:
         labels[ok] = 0
     # renumber compactly in first-seen order so ids are stable across runs

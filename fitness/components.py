@@ -3,24 +3,45 @@ support and depth functions.
 
 A component is a callable ``PromptContext -> float`` made by a registered factory from keyword
 parameters (``js_facts(estimator=0.5)``). Each factory declares whether its value is
-higher-is-better (a ``*_score``) or lower-is-better (a divergence); :mod:`fitness.compose` uses that
-to keep the total higher-is-better. Register your own with :func:`register`.
+higher-is-better (a score) or lower-is-better (a divergence); :mod:`fitness.compose` uses that to
+keep the total higher-is-better. Register your own with :func:`register`.
 
-Every component returns a finite number. When it has nothing to compare (a side without any fact)
-it returns its *worst* value: 0 for scores, 1 for the bounded divergences (JS in bits, TV,
-Hellinger, normalised W1 of source positions) and :data:`KL_CAP` nats for KL. Both KL directions
-are also clipped at :data:`KL_CAP` so the plug-in estimator cannot produce ``inf``.
+Registered: ``f1_at_k``, ``js_facts``, ``tv_facts``, ``hellinger_facts``, ``w1_depth`` and the
+generic ``divergence(view=..., divergence=..., estimator=..., support=...)``. Every registered
+component at its default parameters passes the anti-gaming tests (repetition, padding, copying the
+prompt, empty answers, a list of every entity of the source never beat a genuine human answer;
+``tests/fitness/test_gaming.py``). What did *not* pass and is therefore not registered on its own:
+precision alone (generic filler can add supported facts), KL with smoothing, the cluster, label,
+predicate and kind views, and source-position W1; they remain reachable through ``divergence(...)``
+and the library functions, as diagnostics.
+
+Distribution components compare over the outcomes the *references* mention, with the plug-in
+estimate by default. Measured on SQuALITY (one candidate answer against three references, hundreds
+of distinct facts): Jeffreys smoothing over that support makes both distributions nearly uniform,
+and a one-sentence answer then scores *closer* to the humans than a genuine human answer.
+
+Every component returns a finite number. With nothing to compare (no candidate answer, or a side
+without any fact) it returns its *worst* value: 0 for scores, 1 for the bounded divergences (JS in
+bits, TV, Hellinger) and for ``w1_depth``, :data:`KL_CAP` nats for KL (KL is also clipped there so
+the plug-in estimate cannot produce ``inf``).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from fitness.depth import f1_at_k_score, length_penalty, precision_score, reference_k
+from fitness.depth import (
+    balanced_precision_recall,
+    f1_at_k_score,
+    length_penalty,
+    precision_score,
+    reference_k,
+)
 from fitness.distributions import fact_distributions, ordinal_samples
 from fitness.divergences import DIVERGENCES, estimate, pseudo_count, wasserstein_divergence
 from fitness.support import SupportIndex
@@ -43,27 +64,66 @@ class PromptContext:
     prompt: Extraction | None = None
     cache: dict[Any, Any] = field(default_factory=dict)  # shared by the components of one prompt
 
+    def _memo(self, key, make):
+        if key not in self.cache:
+            self.cache[key] = make()
+        return self.cache[key]
+
     def support_index(self, support: str) -> SupportIndex:
         """The reference facts to check candidate facts against, built once per prompt."""
-        key = ("support", support)
-        if key not in self.cache:
+
+        def make():
             facts = []
             if support in ("references", "both"):
                 facts += [f for e in self.references for f in e.unique_facts]
             if support in ("source", "both") and self.source is not None:
                 facts += list(self.source.unique_facts)
-            self.cache[key] = SupportIndex.build(facts)
-        return self.cache[key]
+            return SupportIndex.build(facts)
 
-    def supported_counts(self, support: str) -> list[tuple[int, int]]:
-        """``(n_supported, n_facts)`` per candidate answer."""
-        key = ("counts", support)
-        if key not in self.cache:
-            index = self.support_index(support)
-            self.cache[key] = [
-                (int(index.supports(e.unique_facts).sum()), len(e.unique_facts)) for e in self.candidates
-            ]
-        return self.cache[key]
+        return self._memo(("support", support), make)
+
+    def supported_mask(self, support: str) -> list[np.ndarray]:
+        """Per candidate answer, a boolean per unique fact: supported?"""
+        index = self.support_index(support)
+        return self._memo(("mask", support), lambda: [index.supports(e.unique_facts) for e in self.candidates])
+
+    def counts_by_kind(self, support: str) -> list[dict[str, tuple[int, int]]]:
+        """Per candidate answer: kind -> ``(n_supported, n_facts)``."""
+
+        def make():
+            out = []
+            for e, mask in zip(self.candidates, self.supported_mask(support)):
+                d: dict[str, list[int]] = {}
+                for f, ok in zip(e.unique_facts, mask):
+                    c = d.setdefault(f.kind, [0, 0])
+                    c[0] += int(ok)
+                    c[1] += 1
+                out.append({k: (v[0], v[1]) for k, v in d.items()})
+            return out
+
+        return self._memo(("kinds", support), make)
+
+    def kind_weights(self) -> dict[str, float]:
+        """Each kind's share of the references' unique facts."""
+
+        def make():
+            counts = Counter(f.kind for e in self.references for f in e.unique_facts)
+            total = sum(counts.values())
+            return {k: c / total for k, c in counts.items()} if total else {}
+
+        return self._memo("kind_weights", make)
+
+    def loo_supported_depths(self) -> np.ndarray:
+        """Per reference answer, how many of its facts the *other* references support."""
+
+        def make():
+            out = []
+            for i, e in enumerate(self.references):
+                others = [f for j, o in enumerate(self.references) if j != i for f in o.unique_facts]
+                out.append(int(SupportIndex.build(others).supports(e.unique_facts).sum()) if others else 0)
+            return np.array(out, dtype=float)
+
+        return self._memo("loo_depths", make)
 
 
 @dataclass(frozen=True)
@@ -109,40 +169,74 @@ def _check_support(support: str) -> str:
 
 # --- depth and precision (higher is better) ---------------------------------------------------
 
+def _kind_ks(ctx: PromptContext, k: float | str, weights: dict[str, float]) -> dict[str, float]:
+    """K per kind: the statistic ``k`` of the references' per-kind depths, or a share of a fixed K."""
+    if isinstance(k, str):
+        return {kind: reference_k([sum(f.kind == kind for f in e.unique_facts) for e in ctx.references], k=k)
+                for kind in weights}
+    return {kind: max(1.0, float(k) * w) for kind, w in weights.items()}
+
+
 @register("f1_at_k", higher_is_better=True)
-def f1_at_k(*, k: float | str = "median", support: str = "references", gamma: float | None = None):
-    """Mean F1@K of the answers: precision against the references with recall capped at K supported
-    facts (K fixed, or the median depth of the prompt's references); optional FActScore penalty."""
+def f1_at_k(*, k: float | str = "median", support: str = "references", balance: str | None = "kind",
+            gamma: float | None = None):
+    """Mean F1@K of the answers (Wei et al., 2024): precision against the references, recall capped
+    at K supported facts, K fixed or the references' median depth. ``balance="kind"`` (default)
+    computes both per fact kind, weighted by the kinds' shares in the references, so a bare list
+    of easy-to-match entities does not pay; ``balance=None`` is the paper's plain F1@K.
+    ``gamma``: optional FActScore length penalty."""
     _check_support(support)
+    if balance not in ("kind", None):
+        raise ValueError(f"balance must be 'kind' or None, got {balance!r}")
     reference_k([1.0], k=k)  # validate now, not at the first prompt
 
     def component(ctx: PromptContext) -> float:
-        if not ctx.candidates:
+        if not ctx.candidates or not ctx.references:
             return 0.0
-        kk = reference_k([e.depth for e in ctx.references], k=k)
         vals = []
-        for s, n in ctx.supported_counts(support):
-            v = f1_at_k_score(s, n, k=kk)
-            vals.append(v * length_penalty(n, gamma=gamma) if gamma else v)
+        if balance == "kind":
+            weights = ctx.kind_weights()
+            if not weights:
+                return 0.0
+            ks = _kind_ks(ctx, k, weights)
+            for counts in ctx.counts_by_kind(support):
+                p, r = balanced_precision_recall(counts, weights, ks)
+                vals.append(2 * p * r / (p + r) if p + r > 0 else 0.0)
+        else:
+            kk = reference_k([e.depth for e in ctx.references], k=k)
+            for mask in ctx.supported_mask(support):
+                vals.append(f1_at_k_score(int(mask.sum()), mask.size, k=kk))
+        if gamma:
+            vals = [v * length_penalty(e.depth, gamma=gamma) for v, e in zip(vals, ctx.candidates)]
         return float(np.mean(vals))
 
     component.needs_source = support != "references"
     return component
 
 
-@register("precision", higher_is_better=True)
-def precision(*, support: str = "references", gamma: float | None = 10.0):
-    """Mean share of an answer's informative facts supported by the references, times the
-    FActScore length penalty (gamma facts; None disables it: then one safe fact scores 1)."""
+def precision(*, support: str = "references", balance: str | None = "kind", gamma: float | str | None = "median"):
+    """Mean share of an answer's informative facts supported by the references (kind-balanced by
+    default, see f1_at_k), times the FActScore length penalty exp(1 - gamma/n) below gamma facts;
+    gamma is a number or, by default, the references' median depth (so a short "safe" answer
+    cannot win); None disables it."""
     _check_support(support)
+    if balance not in ("kind", None):
+        raise ValueError(f"balance must be 'kind' or None, got {balance!r}")
+    if gamma is not None:
+        reference_k([1.0], k=gamma)
 
     def component(ctx: PromptContext) -> float:
-        if not ctx.candidates:
+        if not ctx.candidates or not ctx.references:
             return 0.0
-        vals = [
-            precision_score(s, n) * (length_penalty(n, gamma=gamma) if gamma else 1.0)
-            for s, n in ctx.supported_counts(support)
-        ]
+        g = reference_k([e.depth for e in ctx.references], k=gamma) if gamma is not None else None
+        weights = ctx.kind_weights()
+        vals = []
+        for e, counts in zip(ctx.candidates, ctx.counts_by_kind(support)):
+            if balance == "kind":
+                p = balanced_precision_recall(counts, weights, dict.fromkeys(weights, 1.0))[0]
+            else:
+                p = precision_score(sum(s for s, _ in counts.values()), sum(n for _, n in counts.values()))
+            vals.append(p * (length_penalty(e.depth, gamma=g) if g else 1.0))
         return float(np.mean(vals))
 
     component.needs_source = support != "references"
@@ -151,9 +245,18 @@ def precision(*, support: str = "references", gamma: float | None = 10.0):
 
 # --- distribution matching (lower is better) --------------------------------------------------
 
-def _categorical(view: str, divergence: str, estimator: str | float, distance_threshold: float = 0.5):
+_DIST_SUPPORTS = ("references", "union")
+
+
+def _categorical(view: str, divergence: str, estimator: str | float | None, distance_threshold: float = 0.5,
+                 support: str = "references"):
     if divergence not in DIVERGENCES:
         raise ValueError(f"divergence must be one of {sorted(DIVERGENCES)}, got {divergence!r}")
+    if estimator is None:
+        # bounded divergences are finite under plug-in; KL needs smoothing (see the module docstring)
+        estimator = "jeffreys" if divergence.startswith("kl") else "plugin"
+    if support not in _DIST_SUPPORTS:
+        raise ValueError(f"support must be one of {list(_DIST_SUPPORTS)}, got {support!r}")
     pseudo_count(estimator)  # validate early
     fn, worst = DIVERGENCES[divergence], _WORST[divergence]
 
@@ -163,10 +266,16 @@ def _categorical(view: str, divergence: str, estimator: str | float, distance_th
         cand, ref = fact_distributions(
             ctx.candidates, ctx.references, view=view, distance_threshold=distance_threshold
         )
-        if cand.counts.sum() == 0 or ref.counts.sum() == 0:
-            return worst  # a side that mentions nothing has no distribution to compare
-        # KL(references || candidates): the direction that punishes missing what people say
-        value = fn(estimate(ref.counts, estimator=estimator), estimate(cand.counts, estimator=estimator))
+        c, r = cand.counts, ref.counts
+        if support == "references":
+            # compare over what people mention; outcomes only the candidates have are the
+            # precision side's business (with 1-10 answers and hundreds of rare facts, a union
+            # support makes every smoothed distribution nearly uniform and short answers win)
+            c, r = c[r > 0], r[r > 0]
+        if c.sum() == 0 or r.sum() == 0:
+            return worst  # a side that mentions nothing (of what people mention) has no distribution
+        # first argument the references: KL(references || candidates) punishes missing what people say
+        value = fn(estimate(r, estimator=estimator), estimate(c, estimator=estimator))
         return float(min(value, worst)) if np.isfinite(value) else worst
 
     component.worst = worst
@@ -174,52 +283,64 @@ def _categorical(view: str, divergence: str, estimator: str | float, distance_th
 
 
 @register("divergence", higher_is_better=False)
-def divergence(*, view: str = "key", divergence: str = "js", estimator: str | float = "jeffreys",
-               distance_threshold: float = 0.5):
+def divergence(*, view: str = "key", divergence: str = "js", estimator: str | float | None = None,
+               distance_threshold: float = 0.5, support: str = "references"):
     """Any categorical view (key, cluster, label, predicate, kind) under any divergence (kl =
-    KL(references || candidates), kl_reverse, js in bits, tv, hellinger)."""
-    return _categorical(view, divergence, estimator, distance_threshold)
+    KL(references || candidates), kl_reverse, js in bits, tv, hellinger), over the outcomes the
+    references mention (``support="references"``, default) or the union of both sides. Estimator
+    default: plug-in for the bounded divergences, Jeffreys for KL. Only the default (JS over
+    fact keys) is covered by the anti-gaming tests; the other views are diagnostics."""
+    return _categorical(view, divergence, estimator, distance_threshold, support)
 
 
 def _shortcut(name: str, view: str, div: str, what: str):
-    def factory(*, estimator: str | float = "jeffreys", distance_threshold: float = 0.5):
-        return _categorical(view, div, estimator, distance_threshold)
+    def factory(*, estimator: str | float = "plugin", distance_threshold: float = 0.5,
+                support: str = "references"):
+        return _categorical(view, div, estimator, distance_threshold, support)
 
     factory.__doc__ = f"{what} between the reference and candidate distributions of {view}s."
     register(name, higher_is_better=False)(factory)
 
 
-for _div, _what in (("js", "Jensen-Shannon divergence (bits)"), ("kl", "KL(references || candidates)"),
-                    ("kl_reverse", "KL(candidates || references)"), ("tv", "Total variation"),
+for _div, _what in (("js", "Jensen-Shannon divergence (bits)"), ("tv", "Total variation"),
                     ("hellinger", "Hellinger distance")):
     _shortcut(f"{_div}_facts", "key", _div, _what)
-for _view in ("cluster", "label", "predicate", "kind"):
-    _shortcut(f"js_{_view}s", _view, "js", "Jensen-Shannon divergence (bits)")
 
 
 @register("w1_depth", higher_is_better=False)
 def w1_depth():
-    """Wasserstein-1 between the depth (informative facts per answer) distributions, divided by
-    the references' median depth (at least 1) so that it reads as a relative depth error."""
+    """Wasserstein-1 between the *supported* depth distributions on a log scale: for a candidate,
+    log(1 + its facts supported by the references, capped at the references' maximum); for a
+    reference, log(1 + its facts supported by the other references); divided by log(1 + that
+    maximum) so it lies in [0, 1]. Unsupported padding does not move it; 0 means same depth."""
 
     def component(ctx: PromptContext) -> float:
-        ref = ordinal_samples(ctx.references, view="depth")
-        cand = ordinal_samples(ctx.candidates, view="depth")
-        if ref.size == 0 or cand.size == 0:
-            return 1.0
-        return wasserstein_divergence(cand, ref) / max(1.0, float(np.median(ref)))
+        if not ctx.candidates or len(ctx.references) < 2:
+            return 1.0 if not ctx.candidates else 0.0
+        loo = ctx.loo_supported_depths()
+        # depth beyond what any reference reaches counts as that maximum: over-long answers are
+        # the precision side's business, and capping keeps a bare list from looking "closer"
+        cand = np.minimum([m.sum() for m in ctx.supported_mask("references")], loo.max())
+        ref, cand = np.log1p(loo), np.log1p(cand)
+        # divided by the largest possible distance so the value lies in [0, 1] like the others
+        return wasserstein_divergence(cand, ref) / max(float(np.log1p(loo.max())), np.log(2))
 
+    component.worst = 1.0
     return component
 
 
-@register("w1_position", higher_is_better=False)
 def w1_position():
-    """Wasserstein-1 between where in the source (sentence index) the facts of each side come
-    from, divided by the span of indices seen: 0 same coverage, 1 opposite ends of the source."""
+    """Wasserstein-1 between where in the source (sentence index) the references' facts and the
+    candidates' *supported* facts come from, divided by the span of indices seen (0 same coverage,
+    1 opposite ends of the source); needs the extractor to align answers to the source."""
 
     def component(ctx: PromptContext) -> float:
         ref = ordinal_samples(ctx.references, view="source_position")
-        cand = ordinal_samples(ctx.candidates, view="source_position")
+        supported = [
+            Extraction(tuple(f for f, ok in zip(e.unique_facts, m) if ok))
+            for e, m in zip(ctx.candidates, ctx.supported_mask("references"))
+        ]
+        cand = ordinal_samples(supported, view="source_position")
         if ref.size == 0 or cand.size == 0:
             return 1.0
         span = max(ref.max(), cand.max()) - min(ref.min(), cand.min())

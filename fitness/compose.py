@@ -35,10 +35,11 @@ from infoextract import Extraction
 
 __all__ = ["Term", "Fitness", "FitnessResult", "build_fitness", "parse_spec", "DEFAULT_SPEC"]
 
-# Precision side (F1@K: supported facts, recall capped at the humans' median depth) mixed with
-# distribution matching (which facts, in what proportions, with paraphrases clustered) and a depth
-# match; chosen on SQuALITY human judgments (benchmarks/squality_agreement.py, README).
-DEFAULT_SPEC = "f1_at_k:1.0 + js_clusters:-0.5 + w1_depth:-0.25"
+# The precision side (kind-balanced F1@K: facts supported by the human answers, recall capped at
+# their median depth) plus distribution matching (JS between the shares of answers mentioning each
+# fact the humans mention) and a depth match (W1 of log supported depth). Round weights, checked
+# (not fitted) on SQuALITY human judgments: benchmarks/squality_agreement.py, README.
+DEFAULT_SPEC = "f1_at_k:1.0 + js_facts:-0.5 + w1_depth:-0.25"
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,8 @@ class Fitness:
 
     def score_prompt(self, candidates: Sequence[Extraction], references: Sequence[Extraction], *,
                      source: Extraction | None = None, prompt: Extraction | None = None) -> dict[str, float]:
-        """Components and ``"total"`` for one prompt."""
+        """Components and ``"total"`` for one prompt. Candidates without any informative fact (or no
+        candidates) get every component's worst value; a non-finite component value does too."""
         banned = prompt.keys if prompt is not None else frozenset()
         ctx = PromptContext(
             candidates=[informative(e, banned) for e in candidates],
@@ -104,8 +106,11 @@ class Fitness:
         )
         out: dict[str, float] = {}
         total = 0.0
+        # answers that say nothing informative (empty, or only the prompt's own facts) are the
+        # worst on every component by definition, whatever a component would make of "no facts"
+        silent = all(e.depth == 0 for e in ctx.candidates)
         for t in self.terms:
-            value = float(t.component(ctx))
+            value = t.worst if silent else float(t.component(ctx))
             if not math.isfinite(value):
                 value = t.worst
             out[t.label] = value

@@ -8,6 +8,10 @@
   and N unsupported facts, ``P = S / (S + N)``, ``R_K = min(S / K, 1)`` and
   ``F1@K = 2 P R_K / (P + R_K)``, 0 when ``S = 0``. Recall is capped at K so that listing more
   than K supported facts does not pay, and precision punishes unsupported padding.
+- *kind-balanced* precision and recall (this library's default, a deviation from Wei et al.):
+  computed per fact kind and averaged with the weights of the kinds in the references, so an
+  answer cannot win by saying only the kind of fact that is easiest to match (a bare list of
+  entities, which match exactly far more often than relation triples do);
 - an optional FActScore length penalty (Min et al., 2023, §3.2): a score is multiplied by
   ``exp(1 - gamma / |A|)`` when an answer has fewer than ``gamma`` facts, so very short answers
   cannot reach a high precision by saying almost nothing.
@@ -16,7 +20,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -29,6 +33,7 @@ __all__ = [
     "f1_at_k_score",
     "length_penalty",
     "reference_k",
+    "balanced_precision_recall",
 ]
 
 
@@ -90,3 +95,25 @@ def _check_counts(n_supported: int, n_facts: int) -> None:
         raise ValueError(
             f"need 0 <= n_supported <= n_facts, got n_supported={n_supported}, n_facts={n_facts}"
         )
+
+
+def balanced_precision_recall(counts: Mapping[str, tuple[int, int]], weights: Mapping[str, float],
+                              ks: Mapping[str, float]) -> tuple[float, float]:
+    """Kind-balanced precision and capped recall of one answer.
+
+    Args:
+        counts: kind -> ``(n_supported, n_facts)`` of the answer.
+        weights: kind -> weight (the kinds' shares among the references' facts; sums to 1).
+        ks: kind -> K for that kind (supported facts of that kind that earn full recall).
+
+    Returns:
+        ``(sum_k w_k S_k / N_k, sum_k w_k min(S_k / K_k, 1))``; a kind the answer lacks adds 0.
+    """
+    p = r = 0.0
+    for kind, w in weights.items():
+        s, n = counts.get(kind, (0, 0))
+        _check_counts(s, n)
+        if n:
+            p += w * s / n
+            r += w * min(s / ks[kind], 1.0)
+    return p, r

@@ -33,8 +33,10 @@ __all__ = [
     "DIVERGENCES",
 ]
 
-# named pseudo-counts; any non-negative float is accepted too
-ESTIMATORS = {"jeffreys": 0.5, "laplace": 1.0, "plugin": 0.0}
+# named pseudo-counts; any non-negative float is accepted too. "perks" is 1/K per outcome (K the
+# support size: one pseudo-observation in total) and "minimax" sqrt(N)/K (N the total count); see
+# Hausser & Strimmer (2009), "Entropy inference and the James-Stein estimator", Table 1.
+ESTIMATORS = {"jeffreys": 0.5, "laplace": 1.0, "plugin": 0.0, "perks": None, "minimax": None}
 
 
 def _check_pair(p, q) -> tuple[np.ndarray, np.ndarray]:
@@ -54,13 +56,18 @@ def _check_pair(p, q) -> tuple[np.ndarray, np.ndarray]:
     return p / p.sum(), q / q.sum()
 
 
-def pseudo_count(estimator: str | float) -> float:
-    """The additive pseudo-count of an estimator name (``jeffreys``, ``laplace``, ``plugin``) or number."""
+def pseudo_count(estimator: str | float, *, support_size: int = 1, total: float = 0.0) -> float:
+    """The additive pseudo-count of an estimator name (``jeffreys``, ``laplace``, ``plugin``,
+    ``perks``, ``minimax``) or number, for a support of ``support_size`` outcomes and ``total`` counts."""
     if isinstance(estimator, str):
         if estimator not in ESTIMATORS:
             raise ValueError(
                 f"estimator must be one of {sorted(ESTIMATORS)} or a non-negative number, got {estimator!r}"
             )
+        if estimator == "perks":
+            return 1.0 / max(support_size, 1)
+        if estimator == "minimax":
+            return float(np.sqrt(total)) / max(support_size, 1)
         return ESTIMATORS[estimator]
     alpha = float(estimator)
     if not np.isfinite(alpha) or alpha < 0:
@@ -78,7 +85,7 @@ def estimate(counts: Sequence[float], *, estimator: str | float = "jeffreys") ->
     c = np.asarray(counts, dtype=float)
     if c.ndim != 1 or c.size == 0 or not np.all(np.isfinite(c)) or np.any(c < 0):
         raise ValueError(f"counts must be a non-empty 1-D array of finite non-negative numbers, got {counts!r}")
-    alpha = pseudo_count(estimator)
+    alpha = pseudo_count(estimator, support_size=c.size, total=float(c.sum()))
     smoothed = c + alpha
     total = smoothed.sum()
     if total <= 0:
