@@ -42,7 +42,7 @@ from fitness.depth import (
     precision_score,
     reference_k,
 )
-from fitness.distributions import fact_distributions, ordinal_samples
+from fitness.distributions import CATEGORICAL_VIEWS, fact_distributions, ordinal_samples
 from fitness.divergences import DIVERGENCES, estimate, pseudo_count, wasserstein_divergence
 from fitness.support import SupportIndex
 from infoextract import Extraction
@@ -257,6 +257,8 @@ def _categorical(view: str, divergence: str, estimator: str | float | None, dist
         estimator = "jeffreys" if divergence.startswith("kl") else "plugin"
     if support not in _DIST_SUPPORTS:
         raise ValueError(f"support must be one of {list(_DIST_SUPPORTS)}, got {support!r}")
+    if view not in CATEGORICAL_VIEWS:
+        raise ValueError(f"view must be one of {list(CATEGORICAL_VIEWS)}, got {view!r}")
     pseudo_count(estimator)  # validate early
     fn, worst = DIVERGENCES[divergence], _WORST[divergence]
 

@@ -19,6 +19,11 @@ from infoextract import Extraction, Record
 __all__ = ["TextFitness"]
 
 
+def _text(value: Any) -> str:
+    """A completion as text: ``None`` (a failed rollout) counts as the empty answer."""
+    return value if isinstance(value, str) else ""
+
+
 class TextFitness:
     """Score completions (texts) against reference records.
 
@@ -106,22 +111,22 @@ class TextFitness:
                                  f"{len(prompt_ids)}; give one list of rollouts per prompt id")
         self._ensure(prompt_ids)
         want_source = self.fitness.needs_source
-        # dedupe (text, prompt) pairs across the whole population: one extractor call
-        index: dict[tuple[str, str], int] = {}
+        # dedupe across the whole population (greedy rollouts repeat a lot): one extractor call;
+        # a text is aligned to its prompt's source only when a component reads the source
+        src = {pid: (self._source_text(pid) if want_source else None) for pid in prompt_ids}
+        index: dict[tuple[str, str | None], int] = {}
         for groups in member_completions:
             for pid, rollouts in zip(prompt_ids, groups):
                 for text in rollouts:
-                    index.setdefault((text if isinstance(text, str) else "", pid), len(index))
+                    index.setdefault((_text(text), src[pid]), len(index))
         keys = list(index)
-        sources = [self._source_text(pid) for _, pid in keys] if want_source else None
+        sources = [s for _, s in keys] if want_source else None
         extractions = self.extractor.extract([t for t, _ in keys], sources, progress=False) if keys else []
         results = []
         for groups in member_completions:
             cands: dict[str, list[Extraction]] = {}
             for pid, rollouts in zip(prompt_ids, groups):
-                cands.setdefault(pid, []).extend(
-                    extractions[index[(t if isinstance(t, str) else "", pid)]] for t in rollouts
-                )
+                cands.setdefault(pid, []).extend(extractions[index[(_text(t), src[pid])]] for t in rollouts)
             result = self.fitness.score(cands, self._refs, sources=self._sources, prompts=self._prompts)
             if not math.isfinite(result.total):
                 result.total = self.fitness.worst

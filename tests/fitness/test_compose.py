@@ -1,0 +1,120 @@
+"""Spec/TOML/mapping composition, the registry, and scoring on hand-built extractions."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import fitness
+from fitness import DEFAULT_SPEC, Fitness, build_fitness, parse_spec, register
+from infoextract import Extraction, Fact
+
+
+def ext(*keys, kind="entity"):
+    return Extraction(tuple(Fact(kind, k, k, (0, 1), "X") for k in keys))
+
+
+REFS = {"p": [ext("a", "b", "c"), ext("a", "b", "d"), ext("a", "c", "e")]}
+
+
+def test_parse_spec_terms_params_and_weights():
+    terms = parse_spec("f1_at_k(k=median, balance=none):1.5 + js_facts:-0.5 + w1_depth + divergence(view=kind):-2e-1")
+    assert terms[0] == ("f1_at_k(k=median,balance=none)", "f1_at_k", {"k": "median", "balance": None}, 1.5)
+    assert terms[1] == ("js_facts", "js_facts", {}, -0.5)
+    assert terms[2] == ("w1_depth", "w1_depth", {}, None)
+    assert terms[3][2] == {"view": "kind"} and terms[3][3] == pytest.approx(-0.2)
+
+
+def test_default_weights_follow_direction_and_wrong_sign_is_refused():
+    f = build_fitness("f1_at_k + js_facts")
+    assert [t.weight for t in f.terms] == [1.0, -1.0]
+    with pytest.raises(ValueError, match="reward a worse value"):
+        build_fitness("js_facts:0.5")
+    with pytest.raises(ValueError, match="reward a worse value"):
+        build_fitness("f1_at_k:-1")
+
+
+def test_unknown_component_lists_known_ones():
+    with pytest.raises(KeyError, match="known components: .*f1_at_k.*js_facts"):
+        build_fitness("f1_at_k + bleu")
+
+
+@pytest.mark.parametrize("bad", ["", "f1_at_k:", "f1_at_k(k)", "f1_at_k((k=1))", "js_facts:abc"])
+def test_bad_specs_raise_clear_errors(bad):
+    with pytest.raises((ValueError, KeyError)):
+        build_fitness(bad)
+
+
+def test_bad_component_parameters_name_them():
+    with pytest.raises(ValueError, match="view"):
+        build_fitness("divergence(view=colour)")
+    with pytest.raises(ValueError, match="bad parameters"):
+        build_fitness("js_facts(nope=1)")
+    with pytest.raises(ValueError, match="labels must be unique"):
+        build_fitness("js_facts + js_facts:-2")
+
+
+def test_toml_and_mapping(tmp_path):
+    path = tmp_path / "fit.toml"
+    path.write_text('[components.f1]\ncomponent = "f1_at_k"\nweight = 2.0\nk = 3\n\n[components.js_facts]\nweight = -0.5\n')
+    f = build_fitness(path)
+    assert [(t.label, t.weight) for t in f.terms] == [("f1", 2.0), ("js_facts", -0.5)]
+    assert repr(build_fitness({"fitness": {"spec": "f1_at_k"}})) == "Fitness(f1_at_k:1)"
+    (tmp_path / "bad.toml").write_text("[components\n")
+    with pytest.raises(ValueError, match="invalid TOML"):
+        build_fitness(tmp_path / "bad.toml")
+    with pytest.raises(ValueError, match="components"):
+        build_fitness({"weights": 1})
+
+
+def test_default_spec_builds_and_mixes_precision_with_distribution():
+    f = build_fitness(None)
+    assert repr(f) == repr(build_fitness(DEFAULT_SPEC))
+    labels = {t.label for t in f.terms}
+    assert "f1_at_k" in labels and "js_facts" in labels
+
+
+def test_score_reports_components_and_is_higher_for_a_better_answer():
+    f = build_fitness(DEFAULT_SPEC)
+    good = {"p": [ext("a", "b", "c")]}
+    poor = {"p": [ext("a", "x", "y", "z")]}
+    rg, rp = f.score(good, REFS), f.score(poor, REFS)
+    assert set(rg.components) == {t.label for t in f.terms}
+    assert rg.total > rp.total
+    assert rg.per_prompt["p"]["total"] == pytest.approx(rg.total)
+    expected = sum(t.weight * rg.components[t.label] for t in f.terms)
+    assert rg.total == pytest.approx(expected)
+
+
+def test_empty_and_prompt_copies_get_the_worst_value_never_nan():
+    f = build_fitness(DEFAULT_SPEC)
+    for cands in ({"p": []}, {"p": [ext()]}, {"p": [ext("q")]}):
+        r = f.score(cands, REFS, prompts={"p": ext("q")})
+        assert math.isfinite(r.total) and r.total == pytest.approx(f.worst)
+    with pytest.raises(KeyError, match="no references"):
+        f.score({"other": [ext("a")]}, REFS)
+    with pytest.raises(ValueError, match="empty"):
+        f.score({}, REFS)
+
+
+def test_repeating_a_fact_does_not_raise_the_score():
+    f = build_fitness(DEFAULT_SPEC)
+    once = Extraction((Fact("entity", "a", "a", (0, 1)), Fact("entity", "b", "b", (2, 3))))
+    twice = Extraction(once.facts + (Fact("entity", "a", "a", (4, 5), duplicate=True),))
+    assert f.score({"p": [twice]}, REFS).total == pytest.approx(f.score({"p": [once]}, REFS).total)
+
+
+def test_register_a_custom_component_and_nan_becomes_worst():
+    name = "test_nan_component"
+    if name not in fitness.COMPONENTS:
+        @register(name, higher_is_better=True)
+        def factory():
+            return lambda ctx: float("nan")
+
+    f = build_fitness(f"{name} + f1_at_k")
+    r = f.score({"p": [ext("a", "b")]}, REFS)
+    assert r.components[name] == 0.0 and math.isfinite(r.total)
+    with pytest.raises(ValueError, match="already registered"):
+        register(name, higher_is_better=True)(lambda: None)
+    assert isinstance(f, Fitness)
