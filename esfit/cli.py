@@ -14,6 +14,7 @@ COMMANDS: dict[str, str] = {
     "convert": "esfit.commands.convert:convert",
     "demo": "esfit.commands.demo:demo",
     "extract": "esfit.commands.extract:extract",
+    "score": "esfit.commands.score:score",
 }
 
 
