@@ -62,6 +62,13 @@ def test_bad_corpus_lines_are_reported_without_a_traceback(tmp_path):
     assert not out.exists()
 
 
+def test_non_utf8_line_is_reported(tmp_path):
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_bytes(json.dumps(RECORDS[0]).encode() + b"\n" + b'{"prompt_id": "q", "text": "caf\xe9"}\n')
+    result = CliRunner().invoke(main, ["extract", str(corpus), "-o", str(tmp_path / "f.jsonl"), "--no-progress"])
+    assert result.exit_code == 1 and "corpus.jsonl:2: not valid UTF-8" in result.output
+
+
 def test_skip_bad_extracts_the_good_lines(tmp_path):
     corpus = _corpus(tmp_path, [RECORDS[0], "not json"])
     out = tmp_path / "facts.jsonl"
