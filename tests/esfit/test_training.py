@@ -1,0 +1,178 @@
+"""esfit.training on a tiny model: outputs of a run, batched extraction, faults and SIGKILL resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from tinyrun import WordExtractor, base_overrides, letter_share
+
+from esfit.config import load_config
+from esfit.fitness_glue import FitnessError, PopulationFitness, TimedExtractor
+from esfit.prompts import load_prompt_set
+from esfit.training import train
+from fitness import TextFitness
+from infoextract import read_records
+from trainer.checkpoint import latest_checkpoint, load_trainer_state
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (and runs set it): restore the count afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _weights(run_dir: Path, generation: int) -> dict[str, torch.Tensor]:
+    return load_file(Path(run_dir) / "checkpoints" / f"gen-{generation:06d}" / "model.safetensors")
+
+
+def _train_rows(run_dir: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in rows if r["kind"] == "train"]
+
+
+def test_a_run_writes_metrics_evaluations_checkpoints_and_a_summary(tmp_path):
+    config = load_config(overrides=base_overrides(tmp_path))
+    lines: list[str] = []
+    result = train(config, fitness=letter_share, progress=False, echo=lines.append)
+    out = Path(config.output_dir)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    train_rows = [r for r in rows if r["kind"] == "train"]
+    assert [r["generation"] for r in train_rows] == [0, 1, 2, 3]
+    for key in ("fitness_mean", "fitness_max", "fitness_std", "update_norm", "tokens_per_s", "rollout_s",
+                "extraction_s", "fitness_s", "update_s", "components"):
+        assert key in train_rows[0], key
+    assert [r["after_generations"] for r in rows if r["kind"] == "eval"] == [0, 2, 4]
+    assert any(r["update_norm"] > 0 for r in train_rows)  # the fitness had signal: weights moved
+    # held-out completions are a corpus that `esfit score` reads, one per prompt and rollout
+    evals = sorted((out / "eval").glob("gen-*.jsonl"))
+    assert [p.name for p in evals] == ["gen-000000.jsonl", "gen-000002.jsonl", "gen-000004.jsonl"]
+    records = read_records(evals[-1])
+    assert [r.prompt_id for r in records] == ["p4", "p5"] and {r.author for r in records} == {"model"}
+    assert records[0].prompt == "what is 4?" and records[0].source == "passage 4 says 4."
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["before"]["after_generations"] == 0 and summary["after"]["after_generations"] == 4
+    assert result.after.fitness == summary["after"]["fitness"]
+    assert latest_checkpoint(out) == out / "checkpoints" / "gen-000004"
+    assert any(line.startswith("gen 4/4  fitness") for line in lines)
+    assert any("held-out" in line and "before" in line for line in lines)  # the closing summary
+
+
+def test_extraction_is_one_batched_call_per_generation(tmp_path):
+    overrides = base_overrides(tmp_path, eval_data="", generations=3, checkpoint_every=0)
+    config = load_config(overrides=overrides)
+    prompts = load_prompt_set(config.train_data)
+    extractor = WordExtractor()
+    text_fitness = TextFitness("f1_at_k:1 + js_facts:-0.5", prompts.references, extractor=TimedExtractor(extractor))
+    scorer = PopulationFitness(text_fitness, text_fitness.extractor)
+    result = train(config, fitness=scorer, progress=False, echo=lambda s: None)
+    # per generation: one call holding every member's completions (deduplicated), plus one call
+    # the first time a prompt's references are seen
+    population_calls = [n for n in extractor.calls if n <= config.population_size * config.prompts_per_generation]
+    assert len(result.history) == 3
+    assert len(extractor.calls) <= 3 + 3  # 3 generations + reference batches of new prompts
+    assert len(population_calls) >= 3
+    assert set(result.history[0]["components"]) == {"f1_at_k", "js_facts"}
+    assert result.history[0]["extraction_s"] >= 0.0
+
+
+def test_a_raising_fitness_names_member_and_prompt_and_keeps_the_last_checkpoint(tmp_path):
+    config = load_config(overrides=base_overrides(tmp_path, eval_data="", generations=6))
+    calls = {"n": 0}
+    per_generation = config.population_size * config.prompts_per_generation
+
+    def fragile(groups, prompt_ids):
+        calls["n"] += 1
+        if calls["n"] == 3 * per_generation + 6:  # member 2's second prompt of generation 4
+            raise ZeroDivisionError("boom")
+        return letter_share(groups, prompt_ids)
+
+    with pytest.raises(FitnessError, match=r"member 2 on prompt 'p\d'.*ZeroDivisionError\('boom'\)") as info:
+        train(config, fitness=fragile, progress=False, echo=lambda s: None)
+    assert info.value.member == 2 and info.value.prompt_id in {"p0", "p1", "p2", "p3"}
+    latest = latest_checkpoint(config.output_dir)
+    assert latest.name == "gen-000002"  # written after generation 2; generation 3 finished unsaved
+    assert load_trainer_state(latest)["es"]["generation"] == 2
+    assert load_file(latest / "model.safetensors")  # complete and readable
+
+
+def test_spec_fitness_errors_locate_member_and_prompt(tmp_path):
+    config = load_config(overrides=base_overrides(tmp_path))
+    prompts = load_prompt_set(config.train_data)
+
+    class Exploding(WordExtractor):
+        def extract(self, texts, sources=None, *, progress=False):
+            if any("boom" in t for t in texts):
+                raise RuntimeError("cannot parse")
+            return super().extract(texts, sources, progress=progress)
+
+    scorer = PopulationFitness(TextFitness("f1_at_k", prompts.references, extractor=Exploding()))
+    texts = [[["fine"], ["fine"]], [["fine"], ["a boom here"]]]
+    with pytest.raises(FitnessError, match=r"member 7 on prompt 'p1'.*cannot parse") as info:
+        scorer.score(texts, ["p0", "p1"], [6, 7])
+    assert (info.value.member, info.value.prompt_id) == (7, "p1")
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import json, os, signal, sys
+    sys.path.insert(0, {here!r})
+    from tinyrun import letter_share
+    from esfit.config import load_config
+    from esfit.training import train
+
+    kill_at = int(os.environ.get("KILL_AT_CALL", "0"))
+    calls = 0
+
+    def fitness(groups, prompt_ids):
+        global calls
+        calls += 1
+        if calls == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)  # dies mid-generation, as a machine would
+        return letter_share(groups, prompt_ids)
+
+    config = load_config(overrides=json.loads(sys.argv[1]))
+    train(config, fitness=fitness, resume=sys.argv[2] if len(sys.argv) > 2 else None, progress=False)
+""")
+
+
+def test_sigkill_mid_generation_then_resume_is_bit_identical(tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(KILL_SCRIPT.format(here=str(HERE)))
+    straight = base_overrides(tmp_path, output_dir=str(tmp_path / "straight"), generations=5)
+    killed = dict(straight, output_dir=str(tmp_path / "killed"))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    per_generation = straight["population_size"] * straight["prompts_per_generation"]
+
+    train(load_config(overrides=straight), fitness=letter_share, progress=False, echo=lambda s: None)
+    # killed in the fitness of the third generation (evaluations call it too): the last checkpoint
+    # is the one written after generation 2
+    kill_env = {**env, "KILL_AT_CALL": str(3 * per_generation + 3)}
+    run = subprocess.run([sys.executable, str(script), json.dumps(killed)], env=kill_env, capture_output=True, text=True)
+    assert run.returncode == -9, run.stderr[-2000:]
+    assert latest_checkpoint(killed["output_dir"]).name == "gen-000002"
+    run = subprocess.run([sys.executable, str(script), json.dumps(killed), killed["output_dir"]], env=env,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+
+    a, b = _weights(straight["output_dir"], 5), _weights(killed["output_dir"], 5)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["model.layers.0.mlp.up_proj.weight"],
+                           _weights(straight["output_dir"], 2)["model.layers.0.mlp.up_proj.weight"])  # it trained
+    # the resumed run's log reads like one uninterrupted run
+    fa = [(r["generation"], r["fitness_mean"]) for r in _train_rows(straight["output_dir"])]
+    fb = [(r["generation"], r["fitness_mean"]) for r in _train_rows(killed["output_dir"])]
+    assert fa == fb and len(fa) == 5
