@@ -14,7 +14,9 @@ COMMANDS: dict[str, str] = {
     "convert": "esfit.commands.convert:convert",
     "demo": "esfit.commands.demo:demo",
     "extract": "esfit.commands.extract:extract",
+    "generate": "esfit.commands.generate:generate",
     "score": "esfit.commands.score:score",
+    "train": "esfit.commands.train:train",
 }
 
 
