@@ -87,13 +87,14 @@ class SourceIndex:
 
 def _sentences(doc: Doc) -> list[tuple[int, int]]:
     """Character spans of the sentences of ``doc``: the parser's when it ran, else a regex split."""
+    text = doc.text  # rebuilt from the tokens on every access
     if doc.has_annotation("SENT_START"):
-        return [(s.start_char, s.end_char) for s in doc.sents] or [(0, len(doc.text))]
+        return [(s.start_char, s.end_char) for s in doc.sents] or [(0, len(text))]
     spans, start = [], 0
-    for match in _SENT_END.finditer(doc.text):
+    for match in _SENT_END.finditer(text):
         spans.append((start, match.start()))
         start = match.end()
-    spans.append((start, len(doc.text)))
+    spans.append((start, len(text)))
     return spans
 
 

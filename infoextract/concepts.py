@@ -23,6 +23,7 @@ def concept_facts(doc: Doc, covered: dict[int, str], offset: int = 0) -> list[Fa
     if not doc.has_annotation("DEP"):
         return []  # noun_chunks needs the parser; with it disabled there are no concepts
     facts = []
+    text = doc.text  # Doc.text is rebuilt from the tokens on every access
     for chunk in doc.noun_chunks:
         if chunk.root.pos_ == "PRON":
             continue
@@ -33,5 +34,5 @@ def concept_facts(doc: Doc, covered: dict[int, str], offset: int = 0) -> list[Fa
         if not key:
             continue
         start, end = tokens[0].idx, tokens[-1].idx + len(tokens[-1])
-        facts.append(Fact("concept", key, doc.text[start:end], (start + offset, end + offset), token_word(chunk.root)))
+        facts.append(Fact("concept", key, text[start:end], (start + offset, end + offset), token_word(chunk.root)))
     return facts

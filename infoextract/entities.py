@@ -69,11 +69,11 @@ def _is_number(tok: Token) -> bool:
     return tok.like_num or tok.lower_ in _SCALE_WORDS or parse_number(tok.lower_) is not None and tok.pos_ == "NUM"
 
 
-def _counts(number: Token, noun: Token) -> bool:
+def _counts(number: Token, noun: Token, parsed: bool) -> bool:
     """Whether ``number`` counts ``noun`` ("three ships"): from the parse, or by adjacency without one."""
     if noun.pos_ not in ("NOUN", "PROPN") or noun.i != number.i + 1:
         return False
-    if number.doc.has_annotation("DEP"):
+    if parsed:
         return number.dep_ == "nummod" and number.head.i == noun.i
     return True
 
@@ -126,7 +126,7 @@ def _date_key(span: Span) -> str:
     return canonical_words(words)
 
 
-def _extend_numeric(span: Span) -> list[Token]:
+def _extend_numeric(span: Span, parsed: bool) -> list[Token]:
     """The entity's tokens plus a currency symbol just before it and a unit noun just after it.
 
     The small English NER leaves "$" outside "4,000" and tags "4000" in "4000 dollars" without
@@ -140,7 +140,7 @@ def _extend_numeric(span: Span) -> list[Token]:
         nxt = doc[span.end]
         last = span[-1]
         is_unit = nxt.lower_ in CURRENCIES or nxt.lower_ in ("%", "percent")
-        modifies = _counts(last, nxt)
+        modifies = _counts(last, nxt, parsed)
         if (is_unit or modifies) and not nxt.ent_type_:
             tokens.append(nxt)
     return tokens
@@ -154,11 +154,14 @@ def entity_facts(doc: Doc, kinds: frozenset[str], offset: int = 0) -> tuple[list
     """
     facts: list[Fact] = []
     covered: dict[int, str] = {}
+    # both scan every token (Doc.text is rebuilt on each access): once per doc, not once per fact
+    parsed = doc.has_annotation("DEP")
+    text = doc.text
     for ent in doc.ents:
         label = ent.label_
         if label in QUANTITY_LABELS:
             kind = "quantity"
-            tokens = _extend_numeric(ent)
+            tokens = _extend_numeric(ent, parsed)
             keyed = _quantity(tokens, label)
             if keyed is None:  # "hundreds", "several": keep the words
                 keyed = (canonical_words([token_word(t) for t in tokens]), label.lower())
@@ -174,13 +177,13 @@ def entity_facts(doc: Doc, kinds: frozenset[str], offset: int = 0) -> tuple[list
             covered[tok.i] = key
         if kind in kinds:
             start, end = tokens[0].idx, tokens[-1].idx + len(tokens[-1])
-            facts.append(Fact(kind, key, doc.text[start:end], (start + offset, end + offset), fact_label))
+            facts.append(Fact(kind, key, text[start:end], (start + offset, end + offset), fact_label))
     if "quantity" in kinds:
-        facts.extend(_untagged_numbers(doc, covered, offset))
+        facts.extend(_untagged_numbers(doc, text, covered, offset, parsed))
     return facts, covered
 
 
-def _untagged_numbers(doc: Doc, covered: dict[int, str], offset: int) -> list[Fact]:
+def _untagged_numbers(doc: Doc, text: str, covered: dict[int, str], offset: int, parsed: bool) -> list[Fact]:
     """Quantity facts for numbers the NER left untagged: digits, or number words modifying a noun."""
     facts = []
     i = 0
@@ -197,13 +200,13 @@ def _untagged_numbers(doc: Doc, covered: dict[int, str], offset: int) -> list[Fa
             tokens.insert(0, doc[i - 1])
         if j + 1 < len(doc) and (j + 1) not in covered:
             nxt = doc[j + 1]
-            if nxt.lower_ in CURRENCIES or nxt.lower_ in ("%", "percent") or _counts(doc[j], nxt):
+            if nxt.lower_ in CURRENCIES or nxt.lower_ in ("%", "percent") or _counts(doc[j], nxt, parsed):
                 tokens.append(nxt)
         keyed = _quantity(tokens, "CARDINAL")
         if keyed is not None:
             key, unit = keyed
             start, end = tokens[0].idx, tokens[-1].idx + len(tokens[-1])
-            facts.append(Fact("quantity", key, doc.text[start:end], (start + offset, end + offset), unit))
+            facts.append(Fact("quantity", key, text[start:end], (start + offset, end + offset), unit))
             for t in tokens:
                 covered[t.i] = key
         i = tokens[-1].i + 1

@@ -96,6 +96,7 @@ def _negated_by_object(pred: str, obj: Token) -> str:
 def relation_facts(doc: Doc, covered: dict[int, str], offset: int = 0) -> list[Fact]:
     """The relation triples of ``doc``; spans cover subject, verb and object (shifted by ``offset``)."""
     facts: list[Fact] = []
+    text = doc.text  # Doc.text is rebuilt from the tokens on every access
     for verb in doc:
         if verb.pos_ not in ("VERB", "AUX"):
             continue
@@ -135,6 +136,6 @@ def relation_facts(doc: Doc, covered: dict[int, str], offset: int = 0) -> list[F
             tokens = [t for t in (subj, verb, obj) if t is not None]
             start = min(t.idx for t in tokens)
             end = max(t.idx + len(t) for t in tokens)
-            facts.append(Fact("relation", f"{subj_key}|{p}|{obj_key}", doc.text[start:end],
+            facts.append(Fact("relation", f"{subj_key}|{p}|{obj_key}", text[start:end],
                               (start + offset, end + offset), p))
     return facts
