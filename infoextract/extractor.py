@@ -34,19 +34,24 @@ DEFAULT_CHUNK_CHARS = 20_000
 _BATCH_CHARS = 200_000  # most characters in one nlp.pipe batch (64 answers of ~1,500 chars fit)
 _SOURCE_MEMORY = 256  # indexed sources remembered across calls (a story index is ~100 kB)
 _KIND_ORDER = {kind: i for i, kind in enumerate(FACT_KINDS)}
-_CUT = re.compile(r"\n\s*\n|\n|(?<=[.!?])\s+|\s+")
+# Lone UTF-16 surrogates (from JSON escapes such as "\ud800") make spaCy's tokenizer raise; one
+# replacement character each keeps every offset valid.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def split_text(text: str, max_chars: int) -> list[tuple[int, str]]:
     """Cut ``text`` into ``(offset, chunk)`` pieces of at most ``max_chars`` characters.
 
     Cuts fall on the last paragraph break, else line break, else sentence end, else space before
-    the limit; only a text with no whitespace at all is cut mid-word.
+    the limit; only a text with no whitespace at all is cut mid-word. Lone surrogate characters,
+    which spaCy cannot encode, come back as U+FFFD (same length, so offsets hold).
     """
     if max_chars < 1:
         raise ValueError(f"max_chars must be >= 1, got {max_chars}")
     if not text.strip():
         return []
+    if _SURROGATE.search(text):
+        text = _SURROGATE.sub("\ufffd", text)
     chunks, start = [], 0
     while len(text) - start > max_chars:
         window = text[start:start + max_chars]

@@ -78,7 +78,9 @@ def extract(corpus: Path, output: Path, kinds: tuple[str, ...], pipeline: str | 
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")
     # written to a temporary file and renamed: an interrupted run never leaves a half file
-    with tmp.open("w", encoding="utf-8") as fh, tqdm(total=len(records), desc="extract", unit="record",
+    # backslashreplace: a lone surrogate in a text (from a JSON "\ud800" escape) is written back as
+    # that same JSON escape instead of crashing the UTF-8 encoder
+    with tmp.open("w", encoding="utf-8", errors="backslashreplace") as fh, tqdm(total=len(records), desc="extract", unit="record",
                                                       disable=not progress) as bar:
         for start in range(0, len(records), _SLICE):
             part = records[start:start + _SLICE]

@@ -69,6 +69,16 @@ def test_non_utf8_line_is_reported(tmp_path):
     assert result.exit_code == 1 and "corpus.jsonl:2: not valid UTF-8" in result.output
 
 
+def test_lone_surrogate_escapes_round_trip(tmp_path):
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"prompt_id": "q", "text": "Paris \\ud800 is in France."}\n', encoding="utf-8")
+    out = tmp_path / "f.jsonl"
+    result = CliRunner().invoke(main, ["extract", str(corpus), "-o", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    line = json.loads(out.read_text(encoding="utf-8"))
+    assert line["text"] == "Paris \ud800 is in France." and line["depth"] > 0
+
+
 def test_skip_bad_extracts_the_good_lines(tmp_path):
     corpus = _corpus(tmp_path, [RECORDS[0], "not json"])
     out = tmp_path / "facts.jsonl"

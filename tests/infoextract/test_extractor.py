@@ -58,6 +58,14 @@ def test_non_english_text_does_not_crash(ex):
     assert len(out) == 3
 
 
+def test_lone_surrogates_do_not_crash_and_keep_offsets(ex):
+    text = "Paris \ud800 is in France."
+    facts = ex.extract([text], [text])[0].facts
+    assert ("entity", "france") in {(f.kind, f.key) for f in facts}
+    france = next(f for f in facts if f.key == "france")
+    assert text[france.span[0]:france.span[1]] == "France"
+
+
 def test_texts_must_be_strings(ex):
     with pytest.raises(TypeError, match=r"texts\[1\] must be a str"):
         ex.extract(["ok", None])
