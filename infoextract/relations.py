@@ -31,14 +31,28 @@ _OBJ = ("dobj", "attr", "acomp", "oprd", "dative", "obj")
 _MODIFIERS = ("compound", "amod", "nmod", "nummod", "poss")
 _RELATIVE = frozenset({"who", "which", "that", "whom", "whose"})
 _NEGATIONS = frozenset({"not", "n't", "never", "no"})
+_PARTITIVES = frozenset({"one", "some", "many", "most", "all", "each", "several", "few", "none", "both",
+                         "part", "half", "rest"})
 
 
 def _conjuncts(tok: Token) -> list[Token]:
     return [tok, *tok.conjuncts]
 
 
+def _partitive(tok: Token) -> Token:
+    """"one of the knights", "most of the crew": the group is the argument, not the quantifier."""
+    if tok.lower_ in _PARTITIVES:
+        for prep in tok.children:
+            if prep.dep_ == "prep" and prep.lower_ == "of":
+                pobj = next((c for c in prep.children if c.dep_ == "pobj"), None)
+                if pobj is not None:
+                    return pobj
+    return tok
+
+
 def _arg_key(tok: Token, covered: dict[int, str]) -> str:
     """Canonical key of an argument headed by ``tok``."""
+    tok = _partitive(tok)
     if tok.i in covered:
         return covered[tok.i]
     tokens = []

@@ -153,6 +153,10 @@ def test_argument_keys_drop_possessive_determiners(ex):
     assert "knight|draw|sword" in keys(ex, "The knight drew his sword.", "relation")
 
 
+def test_partitive_arguments_name_the_group(ex):
+    assert "knight|attack|dragon" in keys(ex, "One of the knights attacked the dragon.", "relation")
+
+
 def test_relation_arguments_use_normalised_values(ex):
     assert "emperor|pay|4000 usd" in keys(ex, "The emperor paid $4,000.", "relation")
 
