@@ -65,8 +65,11 @@ def correlations(name: str, scores, ratings, systems) -> dict[str, float]:
         xs = [x[[s == n for s in systems]].mean() for n in sys_names]
         ys = [y[[s == n for s in systems]].mean() for n in sys_names]
         sys_tau = kendalltau(xs, ys).statistic
+        # within one system: does the score also order answers of similar quality?
+        within = [kendalltau(x[[s == n for s in systems]], y[[s == n for s in systems]]).statistic for n in sys_names]
         out[rating] = tau
-        print(f"  {name:<28} {rating:<17} response: tau={tau:+.3f} rho={rho:+.3f}   system(n={len(sys_names)}): tau={sys_tau:+.2f}")
+        print(f"  {name:<28} {rating:<17} response: tau={tau:+.3f} rho={rho:+.3f}   system(n={len(sys_names)}): "
+              f"tau={sys_tau:+.2f}   within system (mean tau): {np.nanmean(within):+.3f}")
     return out
 
 
@@ -90,7 +93,7 @@ def main() -> None:
         items += [(recs[0].source, "source:" + pid) for pid, recs in refs.items()]
     items = list(dict.fromkeys(items))
     srcs = [refs[p][0].source if p in refs else None for _, p in items] if need_src else None
-    ext = dict(zip(items, extract_texts(extractor, [t for t, _ in items], srcs, progress=True)))
+    ext = dict(zip(items, extract_texts(extractor, [t for t, _ in items], srcs, progress=sys.stderr.isatty())))
     t1 = time.perf_counter()
     print(f"extracted {len(items)} texts in {t1 - t0:.1f} s")
 
