@@ -7,7 +7,15 @@ Imports neither torch nor transformers.
 """
 
 from fitness.bootstrap import bootstrap_answers_ci, bootstrap_mean_ci
-from fitness.components import COMPONENTS, KL_CAP, PromptContext, make_component, register
+from fitness.components import (
+    COMPONENTS,
+    KL_CAP,
+    PromptContext,
+    make_component,
+    precision,
+    register,
+    w1_position,
+)
 from fitness.compose import DEFAULT_SPEC, Fitness, FitnessResult, Term, build_fitness, parse_spec
 from fitness.depth import f1_at_k_score, informative, length_penalty, precision_score, reference_k
 from fitness.distributions import CATEGORICAL_VIEWS, ORDINAL_VIEWS, FactDistribution, fact_distributions
@@ -53,11 +61,13 @@ __all__ = [
     "length_penalty",
     "make_component",
     "parse_spec",
+    "precision",
     "precision_score",
     "reference_k",
     "register",
     "score_corpus",
     "supported",
     "tv_divergence",
+    "w1_position",
     "wasserstein_divergence",
 ]
