@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fitness.bootstrap import bootstrap_answers_ci
 from fitness.distributions import fact_distributions
 from fitness.divergences import estimate, js_divergence
 from fitness.scoring import CorpusScore, ScoreReport
@@ -39,17 +40,17 @@ def _png(fig) -> str:
     return f'<img alt="figure" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
+def _js(cands: list[Extraction], refs: list[Extraction]) -> float:
+    cand, ref = fact_distributions(cands, refs, view="key")
+    c, r = cand.counts[ref.counts > 0], ref.counts[ref.counts > 0]
+    if r.sum() == 0 or c.sum() == 0:
+        return 1.0
+    return js_divergence(estimate(r, estimator="plugin"), estimate(c, estimator="plugin"), base=2)
+
+
 def prompt_divergences(score: CorpusScore) -> dict[str, float]:
     """JS (bits, plug-in) between the human and model shares of the facts people mention, per prompt."""
-    out = {}
-    for pid, cands in score.candidates.items():
-        cand, ref = fact_distributions(cands, score.references[pid], view="key")
-        c, r = cand.counts[ref.counts > 0], ref.counts[ref.counts > 0]
-        if r.sum() == 0 or c.sum() == 0:
-            out[pid] = 1.0
-        else:
-            out[pid] = js_divergence(estimate(r, estimator="plugin"), estimate(c, estimator="plugin"), base=2)
-    return out
+    return {pid: _js(cands, score.references[pid]) for pid, cands in score.candidates.items()}
 
 
 def missed_and_extra(cands: list[Extraction], refs: list[Extraction], *, top: int = 8):
@@ -130,10 +131,12 @@ def write_report(report: ScoreReport, path: str | Path, *, spec: str = "", n_pro
         fig, ax = plt.subplots(figsize=(10, 3.6))
         x = np.arange(order.size)
         ax.bar(x - 0.2, ref.mass[order], 0.4, label=f"people ({ref.n_answers} answers)", color="#4c72b0")
-        ax.bar(x + 0.2, cand.mass[order], 0.4, label=f"model ({cand.n_answers} answers)", color="#dd8452")
+        ax.bar(x + 0.2, cand.mass[order], 0.4, label=f"candidates ({cand.n_answers} answers)", color="#dd8452")
         ax.set_xticks(x, [ref.outcomes[i][:28] for i in order], rotation=60, ha="right", fontsize=8)
         ax.set_ylabel("share of answers")
-        ax.set_title(f"{pid}: JS = {div[pid]:.2f} bits", fontsize=10)
+        # how much of that is small-sample noise: resample both sides' answers
+        lo, hi = bootstrap_answers_ci(_js, cands, refs, n_boot=200)
+        ax.set_title(f"{pid}: JS = {div[pid]:.2f} bits (95 % bootstrap over answers: {lo:.2f}-{hi:.2f})", fontsize=10)
         ax.legend(fontsize=8)
         prompt = report.prompts.get(pid, "")
         missed, extra = missed_and_extra(cands, refs)
@@ -154,7 +157,7 @@ def write_report(report: ScoreReport, path: str | Path, *, spec: str = "", n_pro
     fig, ax = plt.subplots(figsize=(7, 3.5))
     bins = np.histogram_bin_edges(ref_depths + cand_depths, bins=20)
     ax.hist(ref_depths, bins=bins, alpha=0.6, density=True, label="people", color="#4c72b0")
-    ax.hist(cand_depths, bins=bins, alpha=0.6, density=True, label="model", color="#dd8452")
+    ax.hist(cand_depths, bins=bins, alpha=0.6, density=True, label="candidates", color="#dd8452")
     ax.set_xlabel("depth (unique informative facts per answer)")
     ax.set_ylabel("density")
     ax.legend()
@@ -163,7 +166,7 @@ def write_report(report: ScoreReport, path: str | Path, *, spec: str = "", n_pro
     if human_pd:
         ax.scatter(*zip(*human_pd), s=14, alpha=0.6, label="people (vs the other people)", color="#4c72b0")
     if model_pd:
-        ax.scatter(*zip(*model_pd), s=14, alpha=0.6, label="model (vs people)", color="#dd8452")
+        ax.scatter(*zip(*model_pd), s=14, alpha=0.6, label="candidates (vs people)", color="#dd8452")
     ax.set_xlabel("depth (unique informative facts)")
     ax.set_ylabel("precision (share supported)")
     ax.legend()
