@@ -16,7 +16,7 @@ from fitness.components import (
     register,
     w1_position,
 )
-from fitness.compose import DEFAULT_SPEC, Fitness, FitnessResult, Term, build_fitness, parse_spec
+from fitness.compose import DEFAULT_SPEC, Fitness, FitnessResult, Term, build_fitness, parse_spec, term
 from fitness.depth import f1_at_k_score, informative, length_penalty, precision_score, reference_k
 from fitness.distributions import CATEGORICAL_VIEWS, ORDINAL_VIEWS, FactDistribution, fact_distributions
 from fitness.divergences import (
@@ -67,6 +67,7 @@ __all__ = [
     "register",
     "score_corpus",
     "supported",
+    "term",
     "tv_divergence",
     "w1_position",
     "wasserstein_divergence",

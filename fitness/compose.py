@@ -33,7 +33,7 @@ from fitness.components import COMPONENTS, PromptContext, make_component
 from fitness.depth import informative
 from infoextract import Extraction
 
-__all__ = ["Term", "Fitness", "FitnessResult", "build_fitness", "parse_spec", "DEFAULT_SPEC"]
+__all__ = ["Term", "term", "Fitness", "FitnessResult", "build_fitness", "parse_spec", "DEFAULT_SPEC"]
 
 # The precision side (kind-balanced F1@K: facts supported by the human answers, recall capped at
 # their median depth) plus distribution matching (JS between the shares of answers mentioning each
@@ -82,6 +82,11 @@ class Fitness:
 
     def __repr__(self) -> str:
         return "Fitness(" + " + ".join(f"{t.label}:{t.weight:g}" for t in self.terms) + ")"
+
+    def __add__(self, other: Fitness | Term) -> Fitness:
+        """``fit + term("w1_depth", -0.25)`` or ``fit_a + fit_b``: the terms of both, summed."""
+        extra = [other] if isinstance(other, Term) else list(other.terms)
+        return Fitness([*self.terms, *extra])
 
     @property
     def needs_source(self) -> bool:
@@ -187,6 +192,12 @@ def parse_spec(spec: str) -> list[tuple[str, str, dict[str, Any], float | None]]
         label = raw.split(":")[0].strip() if m.group("w") else raw.strip()
         terms.append((label.replace(" ", ""), m.group("name"), params, weight))
     return terms
+
+
+def term(name: str, weight: float | None = None, *, label: str | None = None, **params: Any) -> Term:
+    """A weighted registered component for composing from Python, e.g.
+    ``Fitness([term("f1_at_k", k=5), term("js_facts", -0.5)])``; weight defaults as in specs."""
+    return _term(label or name, name, params, weight)
 
 
 def _term(label: str, name: str, params: dict[str, Any], weight: float | None) -> Term:

@@ -118,3 +118,14 @@ def test_register_a_custom_component_and_nan_becomes_worst():
     with pytest.raises(ValueError, match="already registered"):
         register(name, higher_is_better=True)(lambda: None)
     assert isinstance(f, Fitness)
+
+
+def test_compose_from_python():
+    from fitness import term
+
+    fit = Fitness([term("f1_at_k", k=5), term("js_facts", -0.5)]) + term("w1_depth", -0.25, label="depth")
+    assert repr(fit) == "Fitness(f1_at_k:1 + js_facts:-0.5 + depth:-0.25)"
+    both = build_fitness("f1_at_k") + build_fitness("tv_facts")
+    assert [t.label for t in both.terms] == ["f1_at_k", "tv_facts"]
+    r = fit.score({"p": [ext("a", "b")]}, REFS)
+    assert set(r.components) == {"f1_at_k", "js_facts", "depth"}
