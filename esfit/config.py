@@ -24,7 +24,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["ConfigError", "SECTIONS", "TrainConfig", "load_config", "parse_override"]
+__all__ = ["ConfigError", "SECTIONS", "TrainConfig", "import_plugins", "load_config", "parse_override"]
 
 class ConfigError(ValueError):
     """A bad configuration value; the message names the key, the rule, the value and the fix."""
@@ -45,6 +45,8 @@ class TrainConfig:
     output_dir: str = _f("runs/esfit", "run", "where metrics, evaluations and checkpoints go")
     generations: int = _f(20, "run", "ES generations to run (in total, counting resumed ones)")
     seed: int = _f(0, "run", "run seed: noise, prompt sampling and sampling noise derive from it")
+    plugins: Any = _f((), "run", "modules (names or .py files) imported before the fitness is built: register your "
+                      "own fitness components there")
     threads: int = _f(0, "run", "CPU threads per process for torch (0: torch's default); 1 is fastest on a busy machine")
     # -- data
     train_data: str = _f("", "data", "JSONL corpus (or a public file, see data_format) of training prompts and references")
@@ -94,6 +96,9 @@ class TrainConfig:
             _check_type(f.name, getattr(self, f.name), _hints()[f.name])
         if isinstance(self.target_modules, list):
             object.__setattr__(self, "target_modules", tuple(self.target_modules))
+        if isinstance(self.plugins, str):
+            object.__setattr__(self, "plugins", (self.plugins,) if self.plugins else ())
+        object.__setattr__(self, "plugins", tuple(self.plugins))
         positive = ("generations", "population_size", "rank", "rollouts_per_prompt", "max_new_tokens", "eval_rollouts")
         for name in positive:
             _rule(getattr(self, name) >= 1, name, getattr(self, name), "an integer ≥ 1")
@@ -149,10 +154,37 @@ class TrainConfig:
             _choice("data_format", self.data_format, ("jsonl", *sorted(LOADERS)))
         from fitness import build_fitness
 
+        import_plugins(self.plugins)
         try:
             build_fitness(self.fitness or None)
         except (ValueError, KeyError, TypeError, FileNotFoundError) as err:
             raise ConfigError(f"fitness={self.fitness!r} does not build: {err}") from None
+
+
+def import_plugins(plugins: tuple[str, ...]) -> None:
+    """Import each plugin (a module name, or a path to a ``.py`` file) once, so that the fitness
+    components it registers exist before the fitness spec is built."""
+    import importlib
+    import importlib.util
+
+    for plugin in plugins:
+        try:
+            if plugin.endswith(".py"):
+                path = Path(plugin)
+                name = f"esfit_plugin_{path.stem}"
+                if name in sys.modules:
+                    continue
+                spec = importlib.util.spec_from_file_location(name, path)
+                if spec is None or not path.is_file():
+                    raise FileNotFoundError(f"no such file: {path}")
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[name] = module
+                spec.loader.exec_module(module)
+            else:
+                importlib.import_module(plugin)
+        except Exception as err:
+            raise ConfigError(f"plugins: importing {plugin!r} failed ({err!r}); give a module name on the "
+                              "Python path or a path to a .py file") from None
 
 
 # --- validation helpers -------------------------------------------------------------------------
@@ -175,7 +207,9 @@ def _check_type(key: str, value: Any, hint: Any) -> None:
         ok = key != "target_modules" or isinstance(value, str) or (
             isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value))
         ok = ok and (key != "fitness" or isinstance(value, (str, Mapping)))
-        expected = "a string or a list of strings" if key == "target_modules" else "a string or a table"
+        ok = ok and (key != "plugins" or isinstance(value, str) or (
+            isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)))
+        expected = "a string or a table" if key == "fitness" else "a string or a list of strings"
     elif hint is float:
         ok, expected = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
     elif hint is int:
@@ -227,6 +261,10 @@ def _flatten(data: Mapping[str, Any], origin: str) -> dict[str, Any]:
 
 def _resolve_relative(flat: dict[str, Any], base: Path) -> None:
     """Paths in a config file are relative to the file, so a config works from any directory."""
+    plugins = flat.get("plugins")
+    if isinstance(plugins, (list, str)):
+        flat["plugins"] = [str(base / p) if p.endswith(".py") and not Path(p).is_absolute() else p
+                           for p in ([plugins] if isinstance(plugins, str) else plugins)]
     for key in ("train_data", "eval_data", "extraction_cache", "output_dir"):
         value = flat.get(key)
         if isinstance(value, str) and value and not Path(value).is_absolute():

@@ -71,6 +71,12 @@ class PopulationFitness:
         self.timer = timer
         self.component_names = [t.label for t in text_fitness.fitness.terms]
 
+    def warm_up(self, prompt_ids: Sequence[str]) -> None:
+        """Extract the references (and prompts, sources) of ``prompt_ids`` now, in one batch, so
+        that a generation's extraction time is its completions' alone."""
+        if prompt_ids:
+            self.text_fitness.score_population([[[""] for _ in prompt_ids]], list(prompt_ids))
+
     def score(self, texts: Sequence[Sequence[Sequence[str]]], prompt_ids: Sequence[str],
               members: Sequence[int]) -> GenerationScores:
         before = self.timer.seconds if self.timer else 0.0

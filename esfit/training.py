@@ -139,6 +139,7 @@ class _Run:
             refs = {**self.train_set.references, **(self.eval_set.references if self.eval_set else {})}
             self.scorer = build_population_fitness(config.fitness or None, refs, pipeline=config.pipeline,
                                                    cache=config.extraction_cache)
+            self.scorer.warm_up(list(refs))
         elif hasattr(fitness, "score") and hasattr(fitness, "component_names"):
             self.scorer = fitness
         else:

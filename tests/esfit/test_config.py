@@ -112,3 +112,20 @@ def test_replace_revalidates_and_refuses_unknown_keys(tmp_path):
         config.replace(rank=0)
     with pytest.raises(ConfigError, match="did you mean 'rank'"):
         config.replace(rnak=3)
+
+
+def test_plugins_register_components_before_the_fitness_builds(tmp_path):
+    plugin = tmp_path / "my_components.py"
+    plugin.write_text(
+        "from fitness import register\n\n"
+        "@register('answer_count_cfgtest', higher_is_better=True)\n"
+        "def answer_count(*, cap: int = 4):\n"
+        "    return lambda ctx: min(len(ctx.candidates), cap) / cap\n"
+    )
+    path = _write(tmp_path, 'train_data = "train.jsonl"\nplugins = ["my_components.py"]\n'
+                            'fitness = "f1_at_k:1 + answer_count_cfgtest(cap=2):0.5"\n')
+    config = load_config(path)
+    assert config.plugins == (str(tmp_path / "my_components.py"),)
+    config.validate_paths()  # imports the plugin, then builds the fitness that uses it
+    with pytest.raises(ConfigError, match=r"plugins: importing 'no_such_module_x' failed"):
+        config.replace(plugins=["no_such_module_x"]).validate_paths()

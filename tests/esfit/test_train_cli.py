@@ -105,3 +105,19 @@ def test_generate_writes_a_corpus_that_score_reads(setup, tmp_path):
             "--rollouts", "2", "--max-new-tokens", "5", "--seed", "3", "--batch-rows", "2")
     # the same seed gives the same corpus, however the prompts are batched
     assert [r.text for r in read_records(again)] == [r.text for r in records]
+
+
+def test_run_demo_compares_before_and_after_and_writes_the_report(setup, tmp_path):
+    from esfit.demo import run_demo
+
+    lines: list[str] = []
+    result = run_demo(setup["toml"], overrides={"output_dir": str(tmp_path / "demo"), "generations": 1},
+                      echo=lines.append, progress=False)
+    text = "\n".join(lines)
+    assert "held-out fitness before" in text and "before:" in text and "after:" in text
+    assert result.report.is_file() and result.output_dir == tmp_path / "demo"
+    page = result.report.read_text()
+    assert "Sample answers before and after training" in page
+    assert "before training" in page and "after 1 generations" in page  # both answer sets scored
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert (summary["before"]["fitness"], summary["after"]["fitness"]) == (result.before, result.after)

@@ -163,9 +163,9 @@ def test_sigkill_mid_generation_then_resume_is_bit_identical(tmp_path):
     run = subprocess.run([sys.executable, str(script), json.dumps(killed)], env=kill_env, capture_output=True, text=True)
     assert run.returncode == -9, run.stderr[-2000:]
     assert latest_checkpoint(killed["output_dir"]).name == "gen-000002"
-    run = subprocess.run([sys.executable, str(script), json.dumps(killed), killed["output_dir"]], env=env,
-                         capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr[-2000:]
+    # the resume can run in this process: nothing of the killed process survives but its files
+    train(load_config(overrides=killed), fitness=letter_share, resume=killed["output_dir"], progress=False,
+          echo=lambda s: None)
 
     a, b = _weights(straight["output_dir"], 5), _weights(killed["output_dir"], 5)
     assert a.keys() == b.keys()
