@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from fitness.bootstrap import bootstrap_mean_ci
 from fitness.compose import Fitness, FitnessResult, build_fitness
 from infoextract import Extraction, Record, group_by_prompt
@@ -84,23 +86,41 @@ def _ci(result: FitnessResult, fitness: Fitness, *, n_boot: int, level: float, s
 
 
 def _score_group(fitness, cand_recs, ref_groups, ext, prompt_ext, source_ext, *, exclude_self, n_boot, level, seed):
-    cands, refs, texts, skipped = {}, {}, {}, {}
+    cands, refs, texts, skipped, per_prompt = {}, {}, {}, {}, {}
     for pid, recs in group_by_prompt(cand_recs).items():
         if pid not in ref_groups:
             skipped[pid] = "no reference answers for this prompt id"
             continue
         own = {r.text.strip() for r in recs}
-        keep = [r for r in ref_groups[pid] if not (exclude_self and r.text.strip() in own)]
-        if not keep:
-            skipped[pid] = "every reference equals a candidate text (--exclude-self)"
-            continue
+        overlap = exclude_self and any(r.text.strip() in own for r in ref_groups[pid])
+        opts = dict(source=source_ext.get(pid), prompt=prompt_ext.get(pid))
+        if overlap:
+            # each candidate against the references minus its own copy (leave-one-out), then
+            # averaged: dropping every candidate's copy from everyone's references would leave
+            # nothing when a corpus is scored against itself
+            rows = []
+            for r in recs:
+                keep_r = [x for x in ref_groups[pid] if x.text.strip() != r.text.strip()]
+                if keep_r:
+                    rows.append(fitness.score_prompt([ext[(r.text, "answer", pid)]],
+                                                     [ext[(x.text, "answer", pid)] for x in keep_r], **opts))
+            if not rows:
+                skipped[pid] = "every reference equals the candidate text (--exclude-self)"
+                continue
+            per_prompt[pid] = {k: float(sum(row[k] for row in rows) / len(rows)) for k in rows[0]}
+            keep = [x for x in ref_groups[pid] if x.text.strip() not in own] or ref_groups[pid]
+        else:
+            keep = ref_groups[pid]
         cands[pid] = [ext[(r.text, "answer", pid)] for r in recs]
         refs[pid] = [ext[(r.text, "answer", pid)] for r in keep]
         texts[pid] = [r.text for r in recs]
+        if pid not in per_prompt:
+            per_prompt[pid] = fitness.score_prompt(cands[pid], refs[pid], **opts)
     if not cands:
         raise ValueError("no candidate prompt could be scored: " + "; ".join(
             f"{p}: {why}" for p, why in list(skipped.items())[:5]) + ". Check that both corpora use the same prompt ids.")
-    result = fitness.score(cands, refs, sources=source_ext, prompts=prompt_ext)
+    comps = {t.label: float(np.mean([row[t.label] for row in per_prompt.values()])) for t in fitness.terms}
+    result = FitnessResult(float(sum(t.weight * comps[t.label] for t in fitness.terms)), comps, per_prompt)
     ci = _ci(result, fitness, n_boot=n_boot, level=level, seed=seed)
     return CorpusScore(result, ci, cands, refs, texts, skipped)
 
@@ -115,9 +135,11 @@ def score_corpus(references: Sequence[Record], candidates: Sequence[Record], fit
         fitness: a spec, mapping, TOML path or :class:`Fitness` (``None``: the default fitness).
         extractor: see :class:`~fitness.text.TextFitness`; default ``infoextract.Extractor()``.
         by_author: also score each candidate author separately.
-        exclude_self: leave out of a prompt's references any reference whose text equals one of
-            the candidate texts being scored for that prompt (e.g. scoring a human answer against
-            the other humans).
+        exclude_self: a reference whose text equals a candidate's is left out of *that*
+            candidate's references: on such prompts each candidate is scored on its own against
+            the remaining references and the prompt's values are the mean over its candidates
+            (scoring a corpus of human answers against itself is then leave-one-out). The
+            report's views of such a prompt use the references minus every candidate copy.
         n_boot, level, seed: bootstrap over prompts for the confidence intervals.
     """
     fitness = build_fitness(fitness)

@@ -83,3 +83,17 @@ def test_score_corpus_by_author_exclude_self_and_json(word_extractor):
 def test_score_corpus_with_nothing_in_common_raises(word_extractor):
     with pytest.raises(ValueError, match="same prompt ids"):
         score_corpus(REFS, [Record("zz", "text")], None, extractor=word_extractor, progress=False)
+
+
+def test_exclude_self_is_leave_one_out_when_a_corpus_is_scored_against_itself(word_extractor):
+    fit = build_fitness(DEFAULT_SPEC)
+    loo = score_corpus(REFS, REFS, fit, extractor=word_extractor, exclude_self=True, n_boot=10, progress=False)
+    assert set(loo.overall.result.per_prompt) == {"q1", "q2"} and not loo.overall.skipped
+    # by hand for q2: each of its two answers against the other one, averaged
+    ext = {r.text: e for r, e in zip(REFS, word_extractor.extract([r.text for r in REFS]))}
+    q2 = [r.text for r in REFS if r.prompt_id == "q2"]
+    prompt_ext = word_extractor.extract(["What happens to the river?"])[0]
+    rows = [fit.score_prompt([ext[a]], [ext[b]], prompt=prompt_ext) for a, b in ((q2[0], q2[1]), (q2[1], q2[0]))]
+    assert loo.overall.result.per_prompt["q2"]["total"] == pytest.approx((rows[0]["total"] + rows[1]["total"]) / 2)
+    same = score_corpus(REFS, REFS, fit, extractor=word_extractor, n_boot=10, progress=False)
+    assert same.overall.result.total > loo.overall.result.total
