@@ -20,6 +20,9 @@ from infoextract.facts import Extraction, Fact
 __all__ = ["ExtractionCache", "content_key"]
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS extractions (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+# Layout of a stored value (see _encode). Bump it whenever that layout changes: a file written in
+# another layout is emptied on open (it is only a cache) instead of failing on read.
+_FORMAT = 2
 _CHUNK = 500  # sqlite limits host parameters per statement (999 on old builds)
 
 
@@ -63,6 +66,9 @@ class ExtractionCache:
             self._conn = sqlite3.connect(str(self.path), timeout=30)
             self._conn.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
             self._conn.execute(_SCHEMA)
+            if self._conn.execute("PRAGMA user_version").fetchone()[0] != _FORMAT:
+                self._conn.execute("DELETE FROM extractions")
+                self._conn.execute(f"PRAGMA user_version={_FORMAT}")
             self._conn.commit()
         except sqlite3.DatabaseError as err:
             raise ValueError(

@@ -221,3 +221,23 @@ def test_extracting_does_not_import_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_cache_written_in_an_older_layout_is_emptied_not_misread(tmp_path):
+    import sqlite3
+
+    from infoextract.cache import ExtractionCache
+
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE extractions (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    # a five-field row, as an earlier layout stored it
+    conn.execute("INSERT INTO extractions VALUES ('k', '[[\"entity\",\"paris\",\"Paris\",0,5]]')")
+    conn.commit()
+    conn.close()
+    with ExtractionCache(path) as cache:
+        assert len(cache) == 0
+        assert cache.get_many(["k"]) == {}
+        cache.put_many([("k", Extraction(()))])
+    with ExtractionCache(path) as cache:  # the current layout survives a reopen
+        assert len(cache) == 1
