@@ -70,7 +70,8 @@ class PopulationPatch:
         factors = {}
         for t in self.targets:
             w = t.weight
-            factors[t.module] = population.member_factors(t.name, members, dtype=w.dtype, device=w.device)
+            a, b = population.member_factors(t.name, members, dtype=w.dtype, device=w.device)
+            factors[t.module] = (a.transpose(1, 2).contiguous(), b)  # (m, r, out), (m, in, r)
         self._factors = factors
         self.active_members = len(members)
 
@@ -93,9 +94,9 @@ class PopulationPatch:
         factors = self._factors.get(module)
         if factors is None:
             return None
-        a, b = factors  # (m, out, r) with s_i σ/√r folded in, (m, in, r)
+        a_t, b = factors  # (m, r, out) with s_i σ/√r folded in, (m, in, r)
         x = args[0]
-        m = a.shape[0]
+        m = a_t.shape[0]
         rows = x.shape[0]
         if rows % m:
             raise ValueError(
@@ -103,9 +104,10 @@ class PopulationPatch:
                 "lay the batch out as members × rows-per-member (see trainer.rollout)"
             )
         # member-major rows: (rows, ..., in) -> (m, rows/m · tokens, in)
-        xm = x.reshape(m, -1, x.shape[-1])
-        delta = torch.bmm(torch.bmm(xm, b), a.transpose(1, 2))  # (m, rows/m · tokens, out)
+        xb = torch.bmm(x.reshape(m, -1, x.shape[-1]), b)  # (m, rows/m · tokens, r)
         if torch.is_grad_enabled():
-            return output + delta.view(output.shape)
-        return output.add_(delta.view(output.shape))
+            return output + torch.bmm(xb, a_t).view(output.shape)
+        # inference: accumulate into the layer's fresh output, no extra (rows, tokens, out) tensor
+        output.view(m, -1, output.shape[-1]).baddbmm_(xb, a_t)
+        return output
 

@@ -27,6 +27,7 @@ NEUTRAL_SAMPLING = dict(temperature=None, top_p=None, top_k=None)
 class RolloutConfig:
     """How each member's completions are decoded.
 
+    ``min_new_tokens`` holds back the end-of-sequence token that long (0: no minimum).
     ``greedy`` decodes argmax tokens (then all k rollouts of a prompt are equal); otherwise tokens
     are sampled at ``temperature`` with optional ``top_k``/``top_p`` and common random numbers.
     ``max_rows`` caps the rows of one ``generate`` call (chunks split at member boundaries);
@@ -41,9 +42,12 @@ class RolloutConfig:
     greedy: bool = False
     max_rows: int | None = None
     chat_template: bool | None = None
+    min_new_tokens: int = 0
 
     def __post_init__(self) -> None:
         _check(self.max_new_tokens >= 1, "max_new_tokens", self.max_new_tokens, "an integer ≥ 1")
+        _check(0 <= self.min_new_tokens <= self.max_new_tokens, "min_new_tokens", self.min_new_tokens,
+               f"in [0, max_new_tokens={self.max_new_tokens}]")
         _check(self.rollouts_per_prompt >= 1, "rollouts_per_prompt", self.rollouts_per_prompt, "an integer ≥ 1")
         _check(self.temperature > 0, "temperature", self.temperature, "> 0 (use greedy=True for argmax)")
         _check(self.top_k is None or self.top_k >= 1, "top_k", self.top_k, "None or an integer ≥ 1")
@@ -166,7 +170,8 @@ def generate_rollouts(
         n = len(positions)
         batch_ids = ids[rows].repeat(n, 1).to(device)
         batch_mask = mask[rows].repeat(n, 1).to(device)
-        kwargs = dict(max_new_tokens=config.max_new_tokens, pad_token_id=pad_id, do_sample=False)
+        kwargs = dict(max_new_tokens=config.max_new_tokens, min_new_tokens=config.min_new_tokens,
+                      pad_token_id=pad_id, do_sample=False)
         if not config.greedy:
             kwargs["logits_processor"] = [
                 CommonRandomGumbel(

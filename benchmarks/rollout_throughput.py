@@ -1,0 +1,109 @@
+"""Population rollout throughput on the embedded SmolLM2-135M-Instruct (CPU).
+
+Three ways to decode the same rows (P members × prompts, 48 new tokens, sampling):
+
+- plain:   one batched ``generate`` of the unperturbed model (Hugging Face sampling), the ceiling;
+- patched: the ES population in one batched ``generate`` through ``trainer.generate_rollouts``
+           (low-rank hooks, common-random-number sampling);
+- naive:   the reference ES, one member at a time on densely materialised W + σE_i.
+
+Plain and patched alternate ``--repeats`` times and the fastest of each counts (a busy machine
+slows some runs, never speeds one up); the naive ES runs once. Every run decodes exactly
+``--new-tokens`` tokens per row. Last line: ``rollout_ratio=<patched/plain throughput>
+naive_speedup=<naive time / patched time>``.
+
+    .venv/bin/python benchmarks/rollout_throughput.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import torch
+
+from esfit.models import load_model
+from trainer import PopulationPatch, RolloutConfig, generate_rollouts, resolve_targets, sample_population
+from trainer.reference import naive_rollouts
+from trainer.rollout import format_prompts
+
+PROMPTS = [
+    "Name three facts about the Moon.",
+    "What does a bee do in a day?",
+    "Why is the sky blue?",
+    "Describe a river in one sentence.",
+]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="smollm2")
+    ap.add_argument("--population", type=int, default=32)
+    ap.add_argument("--rank", type=int, default=1)
+    ap.add_argument("--prompts", type=int, default=2, help="prompts per member (rows per member)")
+    ap.add_argument("--new-tokens", type=int, default=48)
+    ap.add_argument("--temperature", type=float, default=0.7)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--skip-naive", action="store_true")
+    args = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows when the output is a file
+
+    model, tokenizer = load_model(args.model)
+    prompts = PROMPTS[: args.prompts]
+    targets = resolve_targets(model)
+    population = sample_population(targets, seed=0, generation=0, population_size=args.population,
+                                   rank=args.rank, sigma=1e-3)
+    config = RolloutConfig(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
+                           temperature=args.temperature)
+    rows = args.population * len(prompts)
+    tokens = rows * args.new_tokens
+    print(f"model={args.model} threads={torch.get_num_threads()} P={args.population} r={args.rank} "
+          f"rows={rows} new_tokens={args.new_tokens} sampling T={args.temperature}")
+
+    enc = tokenizer(format_prompts(tokenizer, prompts), padding=True, padding_side="left",
+                    add_special_tokens=False, return_tensors="pt")
+    plain_ids, plain_mask = enc.input_ids.repeat(args.population, 1), enc.attention_mask.repeat(args.population, 1)
+
+    @torch.no_grad()
+    def plain() -> float:
+        t = time.perf_counter()
+        out = model.generate(input_ids=plain_ids, attention_mask=plain_mask, do_sample=True,
+                             temperature=args.temperature, top_p=None, top_k=None,
+                             max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
+                             pad_token_id=tokenizer.pad_token_id)
+        assert out.shape[1] - plain_ids.shape[1] == args.new_tokens
+        return time.perf_counter() - t
+
+    def patched() -> float:
+        with PopulationPatch(targets) as patch:
+            t = time.perf_counter()
+            out = generate_rollouts(model, tokenizer, prompts, config, patch=patch, population=population)
+            elapsed = time.perf_counter() - t
+        assert out.rows == rows
+        return elapsed
+
+    plain()  # warm-up: first-call allocations and kernel selection
+    times: dict[str, list[float]] = {"plain": [], "patched": []}
+    for _ in range(args.repeats):
+        times["plain"].append(plain())
+        times["patched"].append(patched())
+    best = {k: min(v) for k, v in times.items()}
+    for k in ("plain", "patched"):
+        runs = " ".join(f"{t:.2f}" for t in times[k])
+        print(f"{k:8s} best {best[k]:7.2f} s  {tokens / best[k]:8.1f} tok/s   (runs: {runs})")
+    rollout_ratio = best["plain"] / best["patched"]
+
+    naive_speedup = float("nan")
+    if not args.skip_naive:
+        t = time.perf_counter()
+        naive_rollouts(model, tokenizer, prompts, config, targets=targets, population=population)
+        naive = time.perf_counter() - t
+        naive_speedup = naive / best["patched"]
+        print(f"naive    once {naive:7.2f} s  {tokens / naive:8.1f} tok/s   ({args.population} generate calls of "
+              f"{len(prompts)} rows, dense W + σE_i per member)")
+    print(f"rollout_ratio={rollout_ratio:.3f} naive_speedup={naive_speedup:.1f}")
+
+
+if __name__ == "__main__":
+    main()
