@@ -98,6 +98,11 @@ def run_demo(config_path: str | Path = DEMO_CONFIG, *, overrides: Mapping[str, A
     if report:
         path = _write_report(config, eval_set, result, Path(config.output_dir) / "report.html", samples)
         echo(f"\nwrote {path}")
+    common = [p for p in before.per_prompt if p in after.per_prompt]
+    better = sum(after.per_prompt[p] > before.per_prompt[p] for p in common)
+    worse = sum(after.per_prompt[p] < before.per_prompt[p] for p in common)
+    echo(f"per held-out prompt: better on {better}, worse on {worse}, unchanged on {len(common) - better - worse} "
+         f"of {len(common)}")
     verdict = "up" if after.fitness > before.fitness else "NOT up"
     echo(f"held-out fitness before {before.fitness:.4f} -> after {after.fitness:.4f} ({verdict}, "
          f"{after.fitness - before.fitness:+.4f}) after {after.after_generations} generations")

@@ -44,10 +44,11 @@ class EvalResult:
     fitness: float
     components: dict[str, float]
     texts: list[list[str]]  # [prompt][rollout]
+    per_prompt: dict[str, float] = field(default_factory=dict)  # prompt id -> fitness
 
     def row(self) -> dict[str, Any]:
         return {"kind": "eval", "after_generations": self.after_generations, "fitness": self.fitness,
-                "components": dict(self.components)}
+                "components": dict(self.components), "per_prompt": dict(self.per_prompt)}
 
 
 @dataclass
@@ -93,7 +94,8 @@ def evaluate(model, tokenizer, prompts: PromptSet, scorer, config: TrainConfig, 
     texts = rollouts.texts[0]
     scores = scorer.score([texts], prompts.ids, [0])
     comps = dict(zip(scores.component_names, scores.components[0].tolist()))
-    return EvalResult(after_generations, float(scores.totals[0]), comps, texts)
+    per_prompt = dict(zip(prompts.ids, scores.by_prompt[0].tolist()))
+    return EvalResult(after_generations, float(scores.totals[0]), comps, texts, per_prompt)
 
 
 def prompt_indices(n_prompts: int, per_generation: int, seed: int, generation: int) -> list[int]:
@@ -170,7 +172,7 @@ class _Run:
         texts, tokens = [], 0
         chunks = _member_chunks(members, len(indices) * cfg.rollouts_per_prompt, self.config.max_rows)
         with self.es.patch:
-            for chunk in tqdm(chunks, desc="rollout batches", leave=False, disable=not self.progress or len(chunks) < 2):
+            for chunk in tqdm(chunks, desc="rollout batches", leave=False, disable=not self.progress):
                 r = generate_rollouts(self.model, self.tokenizer, prompts, cfg, patch=self.es.patch,
                                       population=population, members=chunk, seed=self.config.seed, generation=generation)
                 texts.extend(r.texts)
@@ -284,13 +286,12 @@ def train(config: TrainConfig, *, fitness: Any = None, resume: str | None = None
         if ctx.is_main:
             (run.out / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str) + "\n")
         before = extra.get("before")
-        result.before = EvalResult(**before, texts=[]) if before else None
+        result.before = EvalResult(**before) if before else None
         if ctx.is_main and run.eval_set and result.before is None:
             result.before = run.evaluate(log)
             result.evals.append(result.before)
         ctx.barrier()
-        saved = {"config": config.to_dict(),
-                 "before": {k: v for k, v in vars(result.before).items() if k != "texts"} if result.before else None}
+        saved = {"config": config.to_dict(), "before": vars(result.before) if result.before else None}
         bar = tqdm(range(start, config.generations), desc="generations", initial=start, total=config.generations,
                    disable=not run.progress)
         for generation in bar:

@@ -176,3 +176,20 @@ def test_sigkill_mid_generation_then_resume_is_bit_identical(tmp_path):
     fa = [(r["generation"], r["fitness_mean"]) for r in _train_rows(straight["output_dir"])]
     fb = [(r["generation"], r["fitness_mean"]) for r in _train_rows(killed["output_dir"])]
     assert fa == fb and len(fa) == 5
+
+
+@pytest.mark.slow
+def test_the_real_embedded_model_trains_with_the_demo_settings(tmp_path):
+    """One short generation of SmolLM2-135M-Instruct with the demo config and its spaCy fitness."""
+    from esfit.demo import DEMO_CONFIG
+
+    overrides = dict(output_dir=str(tmp_path / "real"), generations=1, population_size=2, prompts_per_generation=1,
+                     max_new_tokens=8, max_eval_prompts=1, threads=1, checkpoint_every=0)
+    config = load_config(DEMO_CONFIG, overrides)
+    result = train(config, progress=False, echo=lambda s: None)
+    metrics = result.history[0]
+    assert metrics["update_norm"] >= 0 and metrics["tokens_per_s"] > 0
+    assert "f1_at_k" in metrics["components"]  # the precision side of the demo fitness
+    answer = result.before.texts[0][0]
+    assert len(answer.split()) >= 3  # the chat template and the passage produce a real answer
+    assert (Path(config.output_dir) / "checkpoints" / "gen-000001" / "model.safetensors").is_file()
