@@ -10,6 +10,7 @@ Launch with ``torchrun --nproc_per_node=N ...``: gloo on CPU, nccl on GPU.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -109,6 +110,12 @@ class DistributedContext:
 
     def shutdown(self) -> None:
         if self.enabled and dist.is_initialized():
+            # On a clean exit every rank waits for the others before tearing down: a rank that
+            # destroys the group while a peer still talks to it can abort the peer inside gloo
+            # ("terminate called without an active exception"). While an exception propagates
+            # (called from a `finally`), a peer may be dead, and a barrier would wait for it.
+            if sys.exc_info()[0] is None:
+                dist.barrier()
             dist.destroy_process_group()
 
 
