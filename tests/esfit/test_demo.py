@@ -68,7 +68,7 @@ def test_demo_command_on_a_small_corpus(tmp_path):
                   tmp_path / "train.jsonl")
     write_records([Record("p2", "Paris is in France.", prompt="Where is Paris?"),
                    Record("p2", "It is in Spain.", prompt="Where is Paris?")], tmp_path / "heldout.jsonl")
-    result = CliRunner().invoke(main, ["demo", "--data-dir", str(tmp_path)], catch_exceptions=False)
+    result = CliRunner().invoke(main, ["demo", "--facts-only", "--data-dir", str(tmp_path)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "train: 1 prompts, 3 references" in result.output
     assert "records: 5" in result.output
@@ -78,7 +78,7 @@ def test_demo_command_on_a_small_corpus(tmp_path):
 
 
 def test_demo_command_on_the_demo_corpus(corpus):
-    result = CliRunner().invoke(main, ["demo", "--top", "3"], catch_exceptions=False)
+    result = CliRunner().invoke(main, ["demo", "--facts-only", "--top", "3"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     n = len(corpus["train"]) + len(corpus["heldout"])
     assert f"records: {n}" in result.output

@@ -121,3 +121,12 @@ def test_run_demo_compares_before_and_after_and_writes_the_report(setup, tmp_pat
     assert "before training" in page and "after 1 generations" in page  # both answer sets scored
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert (summary["before"]["fitness"], summary["after"]["fitness"]) == (result.before, result.after)
+
+
+def test_demo_command_shows_the_facts_then_trains(setup, tmp_path):
+    result = _invoke("demo", "--data-dir", setup["folder"], "--config", setup["toml"], "--generations", "1",
+                     "--output-dir", str(tmp_path / "demo"), "--quiet")
+    assert result.exit_code == 0, result.output
+    step1, step2 = result.output.split("Step 2:")
+    assert "Step 1: the facts in the references" in step1 and "distinct facts" in step1
+    assert "held-out fitness before" in step2 and (tmp_path / "demo" / "report.html").is_file()
