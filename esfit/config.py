@@ -268,7 +268,7 @@ def _resolve_relative(flat: dict[str, Any], base: Path) -> None:
     for key in ("train_data", "eval_data", "extraction_cache", "output_dir"):
         value = flat.get(key)
         if isinstance(value, str) and value and not Path(value).is_absolute():
-            flat[key] = str(base / value)
+            flat[key] = os.path.normpath(base / value)
     model = flat.get("model")
     if isinstance(model, str) and (base / model).is_dir():
         flat["model"] = str(base / model)
