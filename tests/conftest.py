@@ -18,3 +18,15 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"public data not found at {SHARED_DATA} (set ESFIT_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test with one torch thread, restoring the count afterwards: tiny models run fastest
+    on one thread, and training runs set the count themselves."""
+    import torch  # here, not at the top: collecting the torch-free packages' tests must not load it
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -18,13 +18,7 @@ from trainer.testing import char_tokenizer, tiny_llama
 INPUT = torch.tensor([[1, 10, 11, 12, 13, 14]])  # (1, T) token ids of a fixed prompt
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and runs set it): restore the count afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _fitness(es: EvolutionStrategy) -> list[float]:
