@@ -98,17 +98,6 @@ def evaluate(model, tokenizer, prompts: PromptSet, scorer, config: TrainConfig, 
     return EvalResult(after_generations, float(scores.totals[0]), comps, texts, per_prompt)
 
 
-def prompt_indices(n_prompts: int, per_generation: int, seed: int, generation: int) -> list[int]:
-    """The training prompts of one generation: a sample seeded by (seed, generation), the same on
-    every rank and in a resumed run."""
-    from trainer import derive_seed
-
-    if not per_generation or per_generation >= n_prompts:
-        return list(range(n_prompts))
-    gen = torch.Generator().manual_seed(derive_seed(seed, generation, "prompts"))
-    return sorted(torch.randperm(n_prompts, generator=gen)[:per_generation].tolist())
-
-
 def _device(config: TrainConfig, ctx) -> str:
     if config.device != "auto":
         return f"cuda:{ctx.local_rank}" if config.device == "cuda" and ctx.enabled else config.device
@@ -197,7 +186,9 @@ class _Run:
     def step(self, generation: int) -> dict[str, Any]:
         c = self.config
         t0 = time.perf_counter()
-        indices = prompt_indices(len(self.train_set), c.prompts_per_generation, c.seed, generation)
+        from trainer import sample_prompt_indices
+
+        indices = sample_prompt_indices(len(self.train_set), c.prompts_per_generation, c.seed, generation)
         members = self.ctx.members(c.population_size)
         texts, tokens = self.rollouts(generation, indices, members)
         t1 = time.perf_counter()

@@ -8,7 +8,7 @@ project's other packages: it takes a fitness callable.
 
 from trainer.es import ESConfig, EvolutionStrategy
 from trainer.loop import ESTrainer
-from trainer.noise import Population, derive_seed, sample_population
+from trainer.noise import Population, derive_seed, sample_population, sample_prompt_indices
 from trainer.patch import PopulationPatch
 from trainer.rollout import CommonRandomGumbel, RolloutConfig, Rollouts, format_prompts, generate_rollouts
 from trainer.shaping import centered_rank_shaping, raw_shaping, zscore_shaping
@@ -31,5 +31,6 @@ __all__ = [
     "raw_shaping",
     "resolve_targets",
     "sample_population",
+    "sample_prompt_indices",
     "zscore_shaping",
 ]

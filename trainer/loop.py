@@ -11,11 +11,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-import torch
 from torch import nn
 
 from trainer.es import ESConfig, EvolutionStrategy
-from trainer.noise import derive_seed
+from trainer.noise import sample_prompt_indices
 from trainer.rollout import Prompt, RolloutConfig, Rollouts, generate_rollouts
 
 FitnessFn = Callable[..., float]
@@ -65,11 +64,7 @@ class ESTrainer:
 
     def prompt_indices(self, generation: int) -> list[int]:
         """The prompts of one generation: a seeded sample when ``prompts_per_generation`` is set."""
-        n = self.prompts_per_generation
-        if n is None or n >= len(self.prompts):
-            return list(range(len(self.prompts)))
-        gen = torch.Generator().manual_seed(derive_seed(self.es.config.seed, generation, "prompts"))
-        return sorted(torch.randperm(len(self.prompts), generator=gen)[:n].tolist())
+        return sample_prompt_indices(len(self.prompts), self.prompts_per_generation, self.es.config.seed, generation)
 
     def score(self, rollouts: Rollouts, indices: Sequence[int]) -> list:
         """One fitness per member (or a list per member and prompt with ``fitness_per_prompt``)."""

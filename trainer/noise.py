@@ -138,3 +138,13 @@ def sample_population(
         ]
         factors[t.name] = (torch.stack([a for a, _ in drawn]), torch.stack([b for _, b in drawn]))
     return Population(seed, generation, float(sigma), rank, pair_index, sign, factors)
+
+
+def sample_prompt_indices(n_prompts: int, per_generation: int | None, seed: int, generation: int) -> list[int]:
+    """The prompts of one generation: ``per_generation`` of ``n_prompts``, sampled from a seed of
+    (seed, generation), so every rank and a resumed run pick the same ones; all of them when
+    ``per_generation`` is None/0 or not smaller than ``n_prompts``."""
+    if not per_generation or per_generation >= n_prompts:
+        return list(range(n_prompts))
+    gen = torch.Generator().manual_seed(derive_seed(seed, generation, "prompts"))
+    return sorted(torch.randperm(n_prompts, generator=gen)[:per_generation].tolist())
