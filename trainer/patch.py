@@ -5,7 +5,11 @@ A forward hook on each target layer adds the member's low-rank term to the layer
     y = x Wᵀ + b + σ/√r · s_i (x B_i) A_iᵀ      for the rows of x that belong to member i.
 
 Rows are laid out member-major: with m active members and a batch of N rows, rows
-[k·N/m, (k+1)·N/m) belong to the k-th active member. Each row keeps its own KV cache entries, and
+[k·N/m, (k+1)·N/m) belong to the k-th active member. When the active members come in whole
+mirrored pairs (+E_j at position 2k, −E_j at 2k+1, as ``trainer.rollout`` lays out a population),
+both members' rows are multiplied with the pair's one copy of A_j and B_j and the sign is applied to
+the small (rows, r) product: the hooks then read half the factor bytes, which is most of their cost
+at decode time. Each row keeps its own KV cache entries, and
 the hook adds the same member's term at every decode step, so the cache holds exactly what a dense
 model with W + σE_i would have cached: generation is exact, not approximate. The base layers are
 never modified, so removing the hooks restores the original model bit for bit.
@@ -39,6 +43,7 @@ class PopulationPatch:
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._factors: dict[nn.Module, tuple[torch.Tensor, ...]] = {}
         self.active_members: int = 0
+        self._paired = False
 
     # -- lifecycle -------------------------------------------------------------------------
     def attach(self) -> PopulationPatch:
@@ -70,13 +75,18 @@ class PopulationPatch:
         bad = [i for i in members if not 0 <= i < population.size]
         if bad:
             raise ValueError(f"members {bad} are outside the population of {population.size}")
+        pairs = _aligned_pairs(population, members)
         factors = {}
         for t in self.targets:
             w = t.weight
-            a, b = population.member_factors(t.name, members, dtype=w.dtype, device=w.device)
-            # (m, r, out), (m, in, r), and B as rows (m, r, in) for the broadcast path of the hook
+            if pairs is None:  # one factor set per member, its sign folded into A
+                a, b = population.member_factors(t.name, members, dtype=w.dtype, device=w.device)
+            else:  # one factor set per mirrored pair; the hook negates the second member's x B
+                a, b = population.pair_factors_of(t.name, pairs, dtype=w.dtype, device=w.device)
+            # A as (g, r, out); B as (g, in, r) and as rows (g, 1, r, in) for the hook's broadcast path
             factors[t.module] = (a.transpose(1, 2).contiguous(), b, b.transpose(1, 2).unsqueeze(1).contiguous())
         self._factors = factors
+        self._paired = pairs is not None
         self.active_members = len(members)
 
     def clear(self) -> None:
@@ -98,25 +108,44 @@ class PopulationPatch:
         factors = self._factors.get(module)
         if factors is None:
             return None
-        a_t, b, b_rows = factors  # (m, r, out) with s_i σ/√r folded in, (m, in, r), (m, 1, r, in)
+        # g factor sets (members, or mirrored pairs): A (g, r, out) with σ/√r (and the sign, per
+        # member) folded in, B (g, in, r), B as rows (g, 1, r, in)
+        a_t, b, b_rows = factors
         x = args[0]
-        m = a_t.shape[0]
         rows = x.shape[0]
-        if rows % m:
+        if rows % self.active_members:
             raise ValueError(
-                f"the batch has {rows} rows, not a whole multiple of the {m} active population members: "
-                "lay the batch out as members × rows-per-member (see trainer.rollout)"
+                f"the batch has {rows} rows, not a whole multiple of the {self.active_members} active population "
+                "members: lay the batch out as members × rows-per-member (see trainer.rollout)"
             )
-        # member-major rows: (rows, ..., in) -> (m, rows/m · tokens, in)
-        xm = x.reshape(m, -1, x.shape[-1])  # (m, n = rows/m · tokens, in)
-        if xm.shape[1] * b.shape[-1] <= BROADCAST_MAX:
+        g, r = a_t.shape[0], a_t.shape[1]
+        # member-major rows, so each factor set's rows are contiguous: (rows, ..., in) -> (g, n, in)
+        xg = x.reshape(g, -1, x.shape[-1])
+        if xg.shape[1] * r <= BROADCAST_MAX:
             # decoding (n small): a broadcast multiply-sum beats a batch of tiny GEMVs ~3x on CPU
-            xb = (xm.unsqueeze(2) * b_rows).sum(-1)  # (m, n, 1, in) · (m, 1, r, in) -> (m, n, r)
+            xb = (xg.unsqueeze(2) * b_rows).sum(-1)  # (g, n, 1, in) · (g, 1, r, in) -> (g, n, r)
         else:
-            xb = torch.bmm(xm, b)  # (m, n, r)
+            xb = torch.bmm(xg, b)  # (g, n, r)
+        if self._paired:
+            xb.view(g, 2, -1, r)[:, 1].neg_()  # the −E_j member of each pair (negation is exact)
         if torch.is_grad_enabled():
             return output + torch.bmm(xb, a_t).view(output.shape)
         # inference: accumulate into the layer's fresh output, no extra (rows, tokens, out) tensor
-        output.view(m, -1, output.shape[-1]).baddbmm_(xb, a_t)
+        out = output.view(g, -1, output.shape[-1])  # (g, n, out)
+        if r == 1:
+            out.addcmul_(xb, a_t)  # (g, n, 1) · (g, 1, out): an outer product; bmm with k=1 is slow on CPU
+        else:
+            out.baddbmm_(xb, a_t)
         return output
 
+
+def _aligned_pairs(population: Population, members: Sequence[int]) -> torch.Tensor | None:
+    """The pair index of each (+E_j, −E_j) couple when ``members`` is such couples back to back
+    (positions 2k, 2k+1), else None: then the rows of both members can share one factor set."""
+    if len(members) % 2:
+        return None
+    idx = torch.as_tensor(list(members))
+    pair, sign = population.pair_index[idx], population.sign[idx]
+    if torch.equal(pair[0::2], pair[1::2]) and bool((sign[0::2] > 0).all()) and bool((sign[1::2] < 0).all()):
+        return pair[0::2]
+    return None

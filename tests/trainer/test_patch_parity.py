@@ -15,27 +15,34 @@ PROMPTS = ["hello world, how are you", "hi", "the cat sat"]  # different lengths
 P = 4
 
 
-@pytest.fixture
-def setup(tiny_model, tokenizer):
+@pytest.fixture(params=[1, 2], ids=["r1", "r2"])
+def setup(tiny_model, tokenizer, request):
+    """Rank 1 and 2: the hook adds rank-1 terms with an outer product, higher ranks with baddbmm."""
     targets = resolve_targets(tiny_model)
-    population = sample_population(targets, seed=5, generation=2, population_size=P, rank=2, sigma=0.3)
+    population = sample_population(targets, seed=5, generation=2, population_size=P, rank=request.param, sigma=0.3)
     enc = tokenizer(PROMPTS, padding=True, padding_side="left", return_tensors="pt")
     return tiny_model, targets, population, enc
 
 
-def test_full_forward_matches_dense_weights_per_member(setup):
+# members in population order and reordered share one factor copy per mirrored pair; a lone
+# member, or pairs out of (+E, −E) order, take the per-member path
+@pytest.mark.parametrize("members", [None, [2, 3, 0, 1], [3, 0, 1], [1, 0]], ids=["all", "pairs", "mixed", "swapped"])
+def test_full_forward_matches_dense_weights_per_member(setup, members):
     model, targets, population, enc = setup
     rows = len(PROMPTS)
+    members = list(range(P)) if members is None else members
+    n = len(members)
     with torch.no_grad(), PopulationPatch(targets) as patch:
-        patch.set_population(population)
-        logits = model(input_ids=enc.input_ids.repeat(P, 1), attention_mask=enc.attention_mask.repeat(P, 1)).logits
+        patch.set_population(population, members)
+        assert patch._paired == (members in (list(range(P)), [2, 3, 0, 1]))
+        logits = model(input_ids=enc.input_ids.repeat(n, 1), attention_mask=enc.attention_mask.repeat(n, 1)).logits
     with torch.no_grad():
         centre = model(**enc).logits
-    for i in range(P):
+    for pos, i in enumerate(members):
         dense = dense_member_copy(model, targets, population, i)
         with torch.no_grad():
             expected = dense(**enc).logits
-        mine = logits[i * rows : (i + 1) * rows]
+        mine = logits[pos * rows : (pos + 1) * rows]
         torch.testing.assert_close(mine, expected, rtol=1e-4, atol=1e-4)
         assert (expected - centre).abs().max() > 1e-2  # the perturbation is not negligible
 
