@@ -9,8 +9,11 @@ Launch with ``torchrun --nproc_per_node=N ...``: gloo on CPU, nccl on GPU.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
+import warnings
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -109,14 +112,38 @@ class DistributedContext:
         return box[0]
 
     def shutdown(self) -> None:
-        if self.enabled and dist.is_initialized():
-            # On a clean exit every rank waits for the others before tearing down: a rank that
-            # destroys the group while a peer still talks to it can abort the peer inside gloo
-            # ("terminate called without an active exception"). While an exception propagates
-            # (called from a `finally`), a peer may be dead, and a barrier would wait for it.
-            if sys.exc_info()[0] is None:
-                dist.barrier()
-            dist.destroy_process_group()
+        """Leave the process group and tear its backend down before this function returns.
+
+        Tearing down means the C++ process group is freed, which (for gloo) joins its worker
+        threads. That must happen here, while the interpreter is fully alive: a gloo worker drops
+        its last reference to a finished collective a little *after* ``wait()`` has returned, and
+        freeing that work's tensors decrefs their Python objects, which needs the GIL. If the group
+        survives until interpreter finalisation, such a worker asks for the GIL while Python is
+        finalising; CPython then ends the thread with ``pthread_exit``, whose unwinding hits the
+        work's ``noexcept`` destructor, and the process dies with "terminate called without an
+        active exception" (SIGABRT) after all its work was done.
+        """
+        if not (self.enabled and dist.is_initialized()):
+            return
+        # On a clean exit every rank waits for the others before tearing down, so that no rank
+        # closes its connections while a peer still talks to it. While an exception propagates
+        # (called from a `finally`), a peer may be dead, and a barrier would wait for it.
+        if sys.exc_info()[0] is None:
+            dist.barrier()
+        group = weakref.ref(dist.group.WORLD)
+        # destroy_process_group drops torch's own references; the C++ group (and its threads) goes
+        # when the last Python reference does. Its binding releases the GIL before the C++
+        # destructor runs, so a worker still finishing a collective can take the GIL and end.
+        dist.destroy_process_group()
+        if group() is not None:
+            gc.collect()  # a reference cycle may still hold it
+        if group() is not None:
+            warnings.warn(
+                "the default process group is still referenced after destroy_process_group, so its "
+                "backend threads outlive shutdown; the process may abort at exit ('terminate called "
+                "without an active exception'). Something captured `dist.group.WORLD` (e.g. a module "
+                "default argument evaluated after init_process_group) and keeps it alive.",
+                RuntimeWarning, stacklevel=2)
 
 
 def init_distributed(device: str | None = None) -> DistributedContext:
@@ -137,5 +164,12 @@ def init_distributed(device: str | None = None) -> DistributedContext:
     if use_cuda:
         torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
+        # torch.distributed.nn.functional binds `group=group.WORLD` as default arguments when it
+        # is imported. Imported after init_process_group (transformers' model modules pull it in
+        # through torch.distributed.fsdp), its ten functions capture the default group and keep
+        # it alive after destroy_process_group, and with it the gloo worker threads (see
+        # DistributedContext.shutdown for why those must not reach interpreter exit). Imported
+        # now, before there is a group, the defaults are None, which means the default group.
+        import torch.distributed.nn.functional as _  # noqa: F401
         dist.init_process_group(backend=backend, rank=rank, world_size=world)
     return DistributedContext(rank=rank, world_size=world, local_rank=local_rank, backend=backend)

@@ -22,8 +22,9 @@ REPO = Path(__file__).resolve().parents[2]
 # An ES run on a tiny model: each rank rolls out and scores only its block of members, the ranks
 # exchange the fitness values, every rank applies the same update. Run alone, it is one process.
 WORKER = textwrap.dedent("""
-    import json, sys
+    import json, sys, weakref
     import torch
+    import torch.distributed as dist
     from safetensors.torch import save_file
     from trainer import ESConfig, EvolutionStrategy, RolloutConfig, generate_rollouts
     from trainer.distributed import PeerFailure, init_distributed
@@ -55,9 +56,13 @@ WORKER = textwrap.dedent("""
     except PeerFailure as exc:
         failure = str(exc)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, f"{out}/weights-{ctx.rank}.safetensors")
-    json.dump({"members": members, "history": history, "failure": failure, "world": ctx.world_size},
-              open(f"{out}/rank-{ctx.rank}.json", "w"))
+    group = weakref.ref(dist.group.WORLD) if ctx.enabled else None
     ctx.shutdown()
+    # shutdown must free the group, joining gloo's worker threads: left alive into interpreter
+    # exit, one can abort the finished process ("terminate called without an active exception")
+    released = group is None or group() is None
+    json.dump({"members": members, "history": history, "failure": failure, "world": ctx.world_size,
+               "released": released}, open(f"{out}/rank-{ctx.rank}.json", "w"))
 """)
 
 
@@ -115,6 +120,7 @@ def test_two_gloo_ranks_end_with_the_single_process_weights(tmp_path):
     assert ranks[0]["history"] == ranks[1]["history"] == one["history"]  # the same fitness, everywhere
     assert len(set(one["history"])) > 1  # the fitness moved: there was something to agree on
     assert all("rank(s) [1] failed" in r["failure"] for r in ranks)
+    assert all(r["released"] for r in ranks), "shutdown left the process group (and its gloo threads) alive"
     reference = load_file(single / "weights-0.safetensors")
     base = tiny_llama(seed=0).state_dict()
     assert any(not torch.equal(reference[k], base[k]) for k in reference)  # it trained
