@@ -57,11 +57,13 @@ def naive_rollouts(
     population: Population,
     seed: int = 0,
     generation: int = 0,
+    members: Sequence[int] | None = None,
 ) -> Rollouts:
-    """Every member's rollouts, one member at a time on dense perturbed weights; same sampling
-    seeds as ``generate_rollouts``, so the texts match the patched population's."""
+    """The rollouts of ``members`` (all by default), one member at a time on dense perturbed
+    weights; same sampling seeds as ``generate_rollouts``, so the texts match the patched
+    population's."""
     texts, tokens, rows = [], 0, 0
-    for i in range(population.size):
+    for i in range(population.size) if members is None else members:
         with dense_member(targets, population, i):
             r = generate_rollouts(model, tokenizer, prompts, config, seed=seed, generation=generation)
         texts.append(r.texts[0])
