@@ -77,7 +77,7 @@ def test_unpatching_restores_logits_bit_exactly(setup):
         after = model(**enc).logits
     assert not torch.equal(before, perturbed)
     assert torch.equal(before, after)
-    assert all(not t.module._forward_hooks for t in targets)
+    assert all("forward" not in vars(t.module) and not t.module._forward_hooks for t in targets)
 
 
 def test_cleared_patch_is_the_centre_model(setup):
@@ -111,3 +111,40 @@ def test_population_generation_equals_the_naive_reference(setup, tokenizer, gree
                            seed=1, generation=2)
     assert batched.texts == naive.texts
     assert len({str(m) for m in batched.texts}) == P  # the members really differ
+
+
+def test_layers_sharing_an_input_are_learned_and_change_no_bit(setup):
+    """q/k/v (and gate/up) read one tensor: after the first pass their x·B come from one stacked
+    product, which must give bit for bit what separate products gave (resumed runs rely on it)."""
+    model, targets, population, enc = setup
+    ids = enc.input_ids[:, :2].repeat(P, 1)  # few tokens per member: the decoding path
+    with torch.no_grad(), PopulationPatch(targets) as patch:
+        patch.set_population(population)
+        first = model(input_ids=ids).logits
+        groups = {tuple(m for m in g) for g in patch._group_of.values()}
+        second = model(input_ids=ids).logits
+    names = {t.module: t.name.rsplit(".", 1)[-1] for t in targets}
+    learned = sorted(tuple(names[m] for m in g) for g in groups)
+    if "q_proj" in names.values():  # Llama-style: separate projections read the same input
+        assert ("gate_proj", "up_proj") in learned and ("q_proj", "k_proj", "v_proj") in learned
+    else:  # GPT-2 style: fused c_attn, nothing to share
+        assert learned == []
+    assert torch.equal(first, second)
+
+
+def test_a_forward_set_on_the_instance_is_wrapped_and_restored(setup):
+    model, targets, population, enc = setup
+    layer = targets[0].module
+    calls = []
+
+    def own_forward(x):  # e.g. an accelerate hook
+        calls.append(1)
+        return type(layer).forward(layer, x)
+
+    layer.forward = own_forward
+    with torch.no_grad(), PopulationPatch(targets) as patch:
+        patch.set_population(population, [0])
+        model(**enc)
+        with pytest.raises(RuntimeError, match="already patched"):
+            PopulationPatch(targets).attach()
+    assert calls and layer.forward is own_forward
