@@ -4,7 +4,7 @@ On the embedded SmolLM2-135M-Instruct (CPU). For each total token count (512 …
 equal length — half prompt, half completion — are processed either way:
 
 - es:       the population (4 members × 2 rows) decodes the completions in one patched
-            ``generate`` (low-rank hooks, KV cache), no gradients;
+            ``generate`` (low-rank terms in wrapped layers, KV cache), no gradients;
 - backprop: a REINFORCE step on the same token sequences: forward with gradients, −advantage ·
             log p(completion), backward into every parameter (no optimizer state, to favour it).
 

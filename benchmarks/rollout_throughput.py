@@ -4,7 +4,7 @@ The same rows (P members × prompts, exactly 48 new tokens each, sampling) decod
 
 - plain:   the unperturbed model, one batched ``generate`` of all rows through the same sampler
            (``trainer.generate_rollouts`` with no population): the ceiling;
-- patched: the ES population in one batched ``generate`` (low-rank hooks on every linear layer);
+- patched: the ES population in one batched ``generate`` (low-rank terms added in every linear layer);
 - naive:   the reference ES, one ``generate`` per member on densely materialised W + σE_i.
 
 ``--hf-sampling`` also times plain ``generate(do_sample=True)``, to show that the common-random-

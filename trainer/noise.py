@@ -91,18 +91,6 @@ class Population:
         pairs = self.pair_index[idx]
         return (a[pairs] * coef).to(dtype=dtype, device=device), b[pairs].to(dtype=dtype, device=device)
 
-    def pair_factors_of(
-        self, name: str, pairs: Sequence[int] | torch.Tensor, *, dtype=None, device=None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-pair (A_j · σ/√r, B_j) of one layer: (p, out, r) and (p, in, r), without the sign.
-
-        Member 2j's term is +(x B_j)(A_j σ/√r)ᵀ and member 2j+1's the same negated, so a batch
-        that holds both rows of a pair needs only one copy (``trainer.patch``).
-        """
-        a, b = self.factors[name]
-        pairs = torch.as_tensor(pairs, dtype=torch.long)
-        return (a[pairs] * self.scale).to(dtype=dtype, device=device), b[pairs].to(dtype=dtype, device=device)
-
     def dense_perturbation(self, name: str, member: int) -> torch.Tensor:
         """σ E_i (out, in) of one member, materialised. For the naive reference and tests only."""
         a, b = self.factors[name]

@@ -113,18 +113,18 @@ class PopulationPatch:
         bad = [i for i in members if not 0 <= i < population.size]
         if bad:
             raise ValueError(f"members {bad} are outside the population of {population.size}")
-        pairs = _aligned_pairs(population, members)
+        paired = _in_mirrored_pairs(population, members)
+        # paired: one factor set per pair, the +E_j member's (the −E_j member's x B is negated);
+        # otherwise one per member, its sign folded into A
+        owners = members[0::2] if paired else members
         factors = {}
         for t in self.targets:
             w = t.weight
-            if pairs is None:  # one factor set per member, its sign folded into A
-                a, b = population.member_factors(t.name, members, dtype=w.dtype, device=w.device)
-            else:  # one factor set per mirrored pair; the second member's x B is negated
-                a, b = population.pair_factors_of(t.name, pairs, dtype=w.dtype, device=w.device)
+            a, b = population.member_factors(t.name, owners, dtype=w.dtype, device=w.device)
             factors[t.module] = (a.transpose(1, 2).contiguous(), b, b.transpose(1, 2).unsqueeze(1).contiguous())
         self.clear()
         self._factors = factors
-        self._paired = pairs is not None
+        self._paired = paired
         self.active_members = len(members)
 
     def clear(self) -> None:
@@ -225,9 +225,9 @@ class PopulationPatch:
         built once per population."""
         stacked = self._stacked.get(group)
         if stacked is None:
-            rows = [self._factors[m][2] for m in group]  # (g, 1, r, in) each
-            ends = torch.tensor([t.shape[2] for t in rows]).cumsum(0).tolist()
-            slices = [slice(e - t.shape[2], e) for e, t in zip(ends, rows)]
+            rows = [self._factors[m][2] for m in group]  # (g, 1, r, in) each, one population: one r
+            r = rows[0].shape[2]
+            slices = [slice(k * r, (k + 1) * r) for k in range(len(group))]
             stacked = self._stacked[group] = (torch.cat(rows, dim=2), slices)
         return stacked
 
@@ -235,18 +235,15 @@ class PopulationPatch:
         """Record that ``module`` is fed the same input as ``group`` (e.g. k_proj after q_proj)."""
         group = self._group_of.get(group[0], group)  # it may have grown since the memo was made
         merged = tuple(dict.fromkeys(group + self._group_of.get(module, (module,))))
-        if len({self._factors[m][1].shape[1] for m in merged}) == 1:  # same in_features
-            for m in merged:
-                self._group_of[m] = merged
+        for m in merged:
+            self._group_of[m] = merged
 
 
-def _aligned_pairs(population: Population, members: Sequence[int]) -> torch.Tensor | None:
-    """The pair index of each (+E_j, −E_j) couple when ``members`` is such couples back to back
-    (positions 2k, 2k+1), else None: then the rows of both members can share one factor set."""
+def _in_mirrored_pairs(population: Population, members: Sequence[int]) -> bool:
+    """True when ``members`` is (+E_j, −E_j) couples back to back (positions 2k, 2k+1): then the
+    rows of both members of a couple can share one factor set."""
     if len(members) % 2:
-        return None
+        return False
     idx = torch.as_tensor(list(members))
     pair, sign = population.pair_index[idx], population.sign[idx]
-    if torch.equal(pair[0::2], pair[1::2]) and bool((sign[0::2] > 0).all()) and bool((sign[1::2] < 0).all()):
-        return pair[0::2]
-    return None
+    return torch.equal(pair[0::2], pair[1::2]) and bool((sign[0::2] > 0).all()) and bool((sign[1::2] < 0).all())

@@ -17,7 +17,7 @@ P = 4
 
 @pytest.fixture(params=[1, 2], ids=["r1", "r2"])
 def setup(tiny_model, tokenizer, request):
-    """Rank 1 and 2: the hook adds rank-1 terms with an outer product, higher ranks with baddbmm."""
+    """Rank 1 and 2: the patch adds rank-1 terms with an outer product, higher ranks with baddbmm."""
     targets = resolve_targets(tiny_model)
     population = sample_population(targets, seed=5, generation=2, population_size=P, rank=request.param, sigma=0.3)
     enc = tokenizer(PROMPTS, padding=True, padding_side="left", return_tensors="pt")
