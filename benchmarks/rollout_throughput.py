@@ -52,6 +52,7 @@ def main() -> None:
                     help="time the naive ES on this many members per repeat and scale by P/K (0: all)")
     ap.add_argument("--hf-sampling", action="store_true", help="also time generate(do_sample=True)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="the model's dtype")
     args = ap.parse_args()
     if not 0 <= args.naive_members <= args.population:
         ap.error(f"--naive-members={args.naive_members} must be in [0, --population={args.population}]")
@@ -59,7 +60,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     sys.stdout.reconfigure(line_buffering=True)  # progress shows when the output is a file
 
-    model, tokenizer = load_model(args.model)
+    model, tokenizer = load_model(args.model, dtype=args.dtype)
     prompts = PROMPTS[: args.prompts]
     targets = resolve_targets(model)
     population = sample_population(targets, seed=0, generation=0, population_size=args.population,
@@ -68,7 +69,7 @@ def main() -> None:
                            temperature=args.temperature)
     rows = args.population * len(prompts)
     tokens = rows * args.new_tokens
-    print(f"model={args.model} threads={torch.get_num_threads()} P={args.population} r={args.rank} "
+    print(f"model={args.model} dtype={args.dtype} threads={torch.get_num_threads()} P={args.population} r={args.rank} "
           f"rows={rows} new_tokens={args.new_tokens} sampling T={args.temperature}")
 
     enc = tokenizer(format_prompts(tokenizer, prompts), padding=True, padding_side="left",

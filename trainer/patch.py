@@ -10,8 +10,11 @@ the wrapper adds the same member's term at every decode step, so the cache holds
 dense model with W + σE_i would have cached: generation is exact, not approximate. The base layers
 are never modified, so unpatching restores the original model bit for bit.
 
-At decode time the extra work is a few tiny tensor ops per layer, so their count and the bytes of
-factors they read are the cost (``benchmarks/rollout_throughput.py``). Three things keep it low:
+The extra arithmetic is small (0.3% of SmolLM2-135M's at rank 1); what costs time is passes over the activations
+(``benchmarks/rollout_throughput.py``). On the CPU, float32 and bfloat16 layers outside autograd
+(all rollouts) use a fused C kernel (:mod:`trainer.kernel`) that forms each row's x B and updates
+its output row in one pass, on torch's threads. Elsewhere (fp16, CUDA, a pass with gradients, or
+no C compiler) the term is a few torch ops per layer, and three things keep those cheap:
 
 - when the active members come in whole mirrored pairs (+E_j at position 2k, −E_j at 2k+1, as
   ``trainer.rollout`` lays out a population), both members' rows use the pair's one copy of A_j and
@@ -30,6 +33,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from trainer.kernel import MAX_RANK, lowrank_kernel
 from trainer.noise import Population
 from trainer.targets import Target
 
@@ -63,6 +67,9 @@ class PopulationPatch:
         # per module: A (g, r, out) with σ/√r (and the sign, per member) folded in, B (g, in, r)
         # and B as rows (g, 1, r, in), for g factor sets (members, or mirrored pairs)
         self._factors: dict[nn.Module, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        # per module, where the fused CPU kernel applies: (kernel, dtype, A ptr, B ptr, g, r, in, out,
+        # and the float32 A (g, r, out) and B (g, 1, r, in) those pointers point into)
+        self._fused: dict[nn.Module, tuple] = {}
         self._paired = False
         self.active_members: int = 0
         self._group_of: dict[nn.Module, Group] = {}  # learned: layers fed the same input tensor
@@ -117,19 +124,34 @@ class PopulationPatch:
         # paired: one factor set per pair, the +E_j member's (the −E_j member's x B is negated);
         # otherwise one per member, its sign folded into A
         owners = members[0::2] if paired else members
-        factors = {}
+        factors, fused = {}, {}
         for t in self.targets:
             w = t.weight
-            a, b = population.member_factors(t.name, owners, dtype=w.dtype, device=w.device)
-            factors[t.module] = (a.transpose(1, 2).contiguous(), b, b.transpose(1, 2).unsqueeze(1).contiguous())
+            a, b = population.member_factors(t.name, owners, dtype=torch.float32, device=w.device)
+            a_t, b_rows = a.transpose(1, 2).contiguous(), b.transpose(1, 2).unsqueeze(1).contiguous()
+            kernel = lowrank_kernel(w.dtype) if w.device.type == "cpu" and b.shape[-1] <= MAX_RANK else None
+            if kernel is not None:  # float32 factors, however the layer's dtype: (g, r, out) and (g, r, in)
+                g, r = b.shape[0], b.shape[-1]
+                fused[t.module] = (kernel, w.dtype, a_t.data_ptr(), b_rows.data_ptr(), g, r, b.shape[1],
+                                   a_t.shape[-1], a_t, b_rows)
+            a_t, b, b_rows = (f.to(w.dtype) for f in (a_t, b, b_rows))
+            factors[t.module] = (a_t, b, b_rows)
         self.clear()
         self._factors = factors
+        self._fused = fused
         self._paired = paired
         self.active_members = len(members)
+
+    @property
+    def fused_layers(self) -> int:
+        """How many patched layers run the fused CPU kernel (:mod:`trainer.kernel`) for the current
+        population when no gradient is needed; the others use torch ops."""
+        return len(self._fused)
 
     def clear(self) -> None:
         """Back to the centre model: the layers stay wrapped but add nothing."""
         self._factors = {}
+        self._fused = {}
         self._stacked = {}
         self._memo = None
         self.active_members = 0
@@ -153,6 +175,13 @@ class PopulationPatch:
                 f"the batch has {x.shape[0]} rows, not a whole multiple of the {self.active_members} active "
                 "population members: lay the batch out as members × rows-per-member (see trainer.rollout)"
             )
+        fused = self._fused.get(module)
+        if (fused is not None and x.dtype is fused[1] and output.dtype is fused[1] and not torch.is_grad_enabled()
+                and x.is_contiguous() and output.is_contiguous()):
+            kernel, _, a_ptr, b_ptr, g, r, d_in, d_out = fused[:8]
+            n = x.numel() // (g * d_in)  # rows of one factor set × tokens
+            kernel(output.data_ptr(), x.data_ptr(), a_ptr, b_ptr, g, n, d_in, d_out, r, n // 2 if self._paired else n)
+            return output
         a_t = factors[0]  # (g, r, out)
         xb = self._project(module, x)  # (g, n, r), signed
         if torch.is_grad_enabled():

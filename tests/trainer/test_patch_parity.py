@@ -5,6 +5,7 @@ unpatching restores the model bit for bit."""
 import pytest
 import torch
 
+from trainer.kernel import lowrank_kernel, unavailable_reason
 from trainer.noise import sample_population
 from trainer.patch import PopulationPatch
 from trainer.reference import dense_member_copy, naive_rollouts
@@ -15,12 +16,26 @@ PROMPTS = ["hello world, how are you", "hi", "the cat sat"]  # different lengths
 P = 4
 
 
+@pytest.fixture(params=["fused", "torch"])
+def path(request, monkeypatch):
+    """The fused C kernel (where a C compiler is found), and the torch ops it replaces."""
+    if request.param == "torch":
+        monkeypatch.setenv("ESFIT_FUSED_KERNEL", "0")
+    elif lowrank_kernel(torch.float32) is None:
+        pytest.skip(f"the fused kernel is unavailable: {unavailable_reason()}")
+    return request.param
+
+
 @pytest.fixture(params=[1, 2], ids=["r1", "r2"])
-def setup(tiny_model, tokenizer, request):
-    """Rank 1 and 2: the patch adds rank-1 terms with an outer product, higher ranks with baddbmm."""
+def setup(tiny_model, tokenizer, request, path):
+    """Rank 1 and 2: the torch path adds rank-1 terms with an outer product, higher ranks with
+    baddbmm; the fused kernel handles both."""
     targets = resolve_targets(tiny_model)
     population = sample_population(targets, seed=5, generation=2, population_size=P, rank=request.param, sigma=0.3)
     enc = tokenizer(PROMPTS, padding=True, padding_side="left", return_tensors="pt")
+    with PopulationPatch(targets) as patch:  # the path really taken
+        patch.set_population(population)
+        assert patch.fused_layers == (len(targets) if path == "fused" else 0)
     return tiny_model, targets, population, enc
 
 
@@ -113,9 +128,10 @@ def test_population_generation_equals_the_naive_reference(setup, tokenizer, gree
     assert len({str(m) for m in batched.texts}) == P  # the members really differ
 
 
-def test_layers_sharing_an_input_are_learned_and_change_no_bit(setup):
-    """q/k/v (and gate/up) read one tensor: after the first pass their x·B come from one stacked
-    product, which must give bit for bit what separate products gave (resumed runs rely on it)."""
+def test_layers_sharing_an_input_are_learned_and_change_no_bit(setup, path):
+    """On the torch path, q/k/v (and gate/up) read one tensor: after the first pass their x·B come
+    from one stacked product, which must give bit for bit what separate products gave (resumed runs
+    rely on it). The fused kernel computes each layer's own product every time."""
     model, targets, population, enc = setup
     ids = enc.input_ids[:, :2].repeat(P, 1)  # few tokens per member: the decoding path
     with torch.no_grad(), PopulationPatch(targets) as patch:
@@ -125,7 +141,9 @@ def test_layers_sharing_an_input_are_learned_and_change_no_bit(setup):
         second = model(input_ids=ids).logits
     names = {t.module: t.name.rsplit(".", 1)[-1] for t in targets}
     learned = sorted(tuple(names[m] for m in g) for g in groups)
-    if "q_proj" in names.values():  # Llama-style: separate projections read the same input
+    if path == "fused":  # nothing to learn
+        assert learned == []
+    elif "q_proj" in names.values():  # Llama-style: separate projections read the same input
         assert ("gate_proj", "up_proj") in learned and ("q_proj", "k_proj", "v_proj") in learned
     else:  # GPT-2 style: fused c_attn, nothing to share
         assert learned == []

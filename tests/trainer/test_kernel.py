@@ -1,0 +1,149 @@
+"""The fused CPU kernel (trainer.kernel): it builds where a C compiler is found, equals the torch
+formula in float32 and rounds bfloat16 like torch, and a failed build falls back to torch ops with
+one warning instead of failing the rollout."""
+
+import shutil
+import warnings
+
+import pytest
+import torch
+
+import trainer.kernel as kernel
+from trainer.noise import sample_population
+from trainer.patch import PopulationPatch
+from trainer.targets import resolve_targets
+
+
+@pytest.fixture
+def fp32_kernel():
+    fn = kernel.lowrank_kernel(torch.float32)
+    if fn is None:
+        pytest.skip(f"the fused kernel is unavailable: {kernel.unavailable_reason()}")
+    return fn
+
+
+def test_builds_where_a_c_compiler_is_on_path():
+    if shutil.which(kernel._compiler()) is None:
+        pytest.skip("no C compiler on PATH")
+    assert kernel.lowrank_kernel(torch.float32) is not None, kernel.unavailable_reason()
+    assert kernel.lowrank_kernel(torch.bfloat16) is not None
+    assert kernel.lowrank_kernel(torch.float16) is None  # not supported: the torch path
+
+
+def _case(g, n, din, dout, r, dtype, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(g, n, din, generator=gen).to(dtype)
+    out = torch.randn(g, n, dout, generator=gen).to(dtype)
+    a = torch.randn(g, r, dout, generator=gen)  # float32 factors, whatever the layer's dtype
+    b = torch.randn(g, r, din, generator=gen)
+    return x, out, a, b
+
+
+def _expected(x, out, a, b, neg_from):
+    """The same term with torch ops, in float32."""
+    n = x.shape[1]
+    sign = torch.where(torch.arange(n) >= neg_from, -1.0, 1.0).view(1, n, 1)
+    return out.float() + torch.bmm(torch.bmm(x.float(), b.transpose(1, 2)) * sign, a)
+
+
+def _run(fn, x, out, a, b, neg_from):
+    g, n, din = x.shape
+    r, dout = a.shape[1], a.shape[2]
+    fn(out.data_ptr(), x.data_ptr(), a.data_ptr(), b.data_ptr(), g, n, din, dout, r, neg_from)
+
+
+# small cases run on one thread, large ones (n·(din+dout) over the threshold) on torch's threads;
+# dout not a multiple of the 256-column tile, nor of the vector width
+@pytest.mark.parametrize("g,n,din,dout,r", [(3, 2, 5, 7, 1), (4, 6, 40, 300, 2), (2, 200, 96, 530, 3), (1, 1, 17, 1, 64)])
+@pytest.mark.parametrize("paired", [True, False])
+def test_float32_equals_the_torch_formula(fp32_kernel, g, n, din, dout, r, paired):
+    x, out, a, b = _case(g, n, din, dout, r, torch.float32)
+    neg_from = n // 2 if paired else n
+    expected = _expected(x, out, a, b, neg_from)
+    _run(fp32_kernel, x, out, a, b, neg_from)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("g,n,din,dout,r", [(3, 2, 5, 7, 1), (4, 6, 48, 300, 2), (2, 200, 96, 530, 1)])
+def test_bfloat16_rounds_to_nearest_like_torch(fp32_kernel, g, n, din, dout, r):
+    fn = kernel.lowrank_kernel(torch.bfloat16)
+    x, out, a, b = _case(g, n, din, dout, r, torch.bfloat16)
+    expected = _expected(x, out, a, b, n // 2)
+    term = (expected - out.float()).abs()
+    _run(fn, x, out, a, b, n // 2)
+    # within half a bfloat16 step of the exact value, give or take float32 summation error (which
+    # matters where the term cancels the output), and nearly always torch's own rounding of it
+    assert ((out.float() - expected).abs() <= expected.abs() * 2.0**-8 + term * 1e-5 + 1e-30).all()
+    assert (out == expected.to(torch.bfloat16)).float().mean() > 0.99
+
+
+def test_nan_and_inf_propagate(fp32_kernel):
+    x, out, a, b = _case(2, 2, 8, 8, 1, torch.bfloat16)
+    x[0, 0, 3] = float("nan")
+    out[1, 1, 2] = float("inf")
+    _run(kernel.lowrank_kernel(torch.bfloat16), x, out, a, b, 1)
+    assert out[0, 0].isnan().all() and not out[0, 1].isnan().any()
+    assert out[1, 1, 2] == float("inf")
+
+
+def test_a_failed_build_warns_once_and_patch_uses_torch_ops(tiny_model, monkeypatch, tmp_path):
+    monkeypatch.setattr(kernel, "_library", None)
+    monkeypatch.setattr(kernel, "_failure", None)
+    monkeypatch.setenv("ESFIT_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", "no-such-compiler-esfit")
+    targets = resolve_targets(tiny_model)
+    population = sample_population(targets, seed=1, generation=0, population_size=2, rank=1, sigma=0.1)
+    ids = torch.tensor([[5, 6, 7], [5, 6, 7]])
+    warned = pytest.warns(RuntimeWarning, match="no-such-compiler-esfit.*ESFIT_FUSED_KERNEL=0")
+    with warned, torch.no_grad(), PopulationPatch(targets) as patch:
+        patch.set_population(population)
+        assert patch.fused_layers == 0
+        logits = tiny_model(input_ids=ids).logits
+    assert not torch.equal(logits[0], logits[1])  # the torch path still perturbs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once: not again at the next population
+        with PopulationPatch(targets) as patch:
+            patch.set_population(population)
+    assert "no-such-compiler-esfit" in kernel.unavailable_reason()
+
+
+def test_environment_switch_turns_it_off(fp32_kernel, monkeypatch):
+    monkeypatch.setenv("ESFIT_FUSED_KERNEL", "off")
+    assert kernel.lowrank_kernel(torch.float32) is None
+
+
+def test_bfloat16_model_rows_match_the_torch_path(tiny_model, monkeypatch, fp32_kernel):
+    """A bfloat16 model through the kernel and through torch ops: the logits agree to bfloat16
+    rounding (the kernel rounds once where torch rounds each op)."""
+    model = tiny_model.to(torch.bfloat16)
+    targets = resolve_targets(model)
+    population = sample_population(targets, seed=3, generation=1, population_size=4, rank=2, sigma=0.3)
+    ids = torch.randint(3, 40, (2, 9), generator=torch.Generator().manual_seed(0)).repeat(4, 1)
+    logits = {}
+    for path in ("fused", "torch"):
+        monkeypatch.setenv("ESFIT_FUSED_KERNEL", "1" if path == "fused" else "0")
+        with torch.no_grad(), PopulationPatch(targets) as patch:
+            patch.set_population(population)
+            assert patch.fused_layers == (len(targets) if path == "fused" else 0)
+            logits[path] = model(input_ids=ids).logits.float()
+    with torch.no_grad():
+        centre = model(input_ids=ids[:2]).logits.float()
+    spread = (logits["torch"][:2] - centre).abs().max()
+    assert spread > 0.05  # the perturbation is visible above bfloat16 noise
+    assert (logits["fused"] - logits["torch"]).abs().max() < 0.1 * spread + 0.05
+
+
+def test_a_non_contiguous_input_takes_the_torch_path(fp32_kernel):
+    """The kernel needs contiguous rows; anything else (here a transposed view) still gets its term."""
+    layer = torch.nn.Linear(6, 5)
+    from trainer.targets import Target
+
+    targets = [Target("layer", layer, 5, 6)]
+    population = sample_population(targets, seed=0, generation=0, population_size=2, rank=1, sigma=0.5)
+    x = torch.randn(6, 4).T  # (4, 6), not contiguous
+    with torch.no_grad(), PopulationPatch(targets) as patch:
+        patch.set_population(population)
+        assert patch.fused_layers == 1
+        strided, dense = layer(x), layer(x.contiguous())
+    torch.testing.assert_close(strided, dense)
+    assert not torch.equal(dense, layer(x))

@@ -1,0 +1,238 @@
+"""A fused CPU kernel for the per-member low-rank term, compiled on first use.
+
+Each patched layer adds ``s · (x B_g) A_gᵀ`` to its output rows. The arithmetic is tiny (about
+0.3% of the model's), but torch needs several passes over the output for it (a product, a sign, an
+outer-product add) and those passes, not the flops, cost the patched rollout its speed
+(``benchmarks/rollout_throughput.py``). This module does the whole term in one pass per layer: each
+row of x is read once, its r products formed, and its output row updated in place, with the rows
+split over torch's own OpenMP threads. It is called through ``ctypes``.
+
+The C source below is compiled with the system's C compiler (``$CC``, else ``cc``) at
+``-O3 -march=native`` the first time it is needed (well under a second), and cached under
+``$ESFIT_CACHE/kernels`` (default ``~/.cache/esfit/kernels``), keyed by the source, the flags and
+this CPU's features. Where no compiler works, or ``ESFIT_FUSED_KERNEL=0`` is set,
+``lowrank_kernel`` returns None, a warning names the reason once, and
+:class:`~trainer.PopulationPatch` uses torch ops instead: the same numbers up to float rounding,
+only slower.
+
+Supported: float32 and bfloat16 layers on the CPU, without autograd (rollouts), rank up to
+``MAX_RANK``. Everything else (fp16, CUDA, a forward pass that needs gradients) takes the torch path.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+
+_SOURCE = r"""
+#include <stdint.h>
+#include <string.h>
+
+/* out[s, j, :] += sign_j * sum_k (x[s, j, :] . b[s, k, :]) * a[s, k, :]
+   for g factor sets s of n rows j each, sign_j = -1 for j >= neg_from, else +1.
+   x (g, n, din) and out (g, n, dout) are in the layer's dtype; a (g, r, dout) and b (g, r, din)
+   are float32, with the scale sigma/sqrt(r) (and an unpaired member's sign) folded into a.
+   Sums are float32; a bfloat16 output row is rounded once, to nearest even as torch does. */
+
+#define TILE 256
+#define PARALLEL_WORK 32768 /* multiply-adds below which threads cost more than they save */
+
+static inline float bf16_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static inline uint16_t f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); /* quiet NaN */
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+static float dot_f32(const float *restrict x, const float *restrict b, int64_t d) {
+    float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t i = 0; i < d; i++) acc += x[i] * b[i];
+    return acc;
+}
+
+/* y[0:m] += sum_k c[k] a[k * stride : k * stride + m] */
+static void update_f32(float *restrict y, const float *restrict c, const float *restrict a, int64_t stride,
+                       int64_t r, int64_t m) {
+    for (int64_t k = 0; k < r; k++) {
+        const float ck = c[k];
+        const float *restrict ak = a + k * stride;
+#pragma omp simd
+        for (int64_t i = 0; i < m; i++) y[i] += ck * ak[i];
+    }
+}
+
+#if defined(__AVX512F__) && defined(__AVX512BF16__)
+#include <immintrin.h>
+
+static inline __m512 load_bf16x16(const uint16_t *p) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
+}
+
+static float dot_bf16(const uint16_t *restrict x, const float *restrict b, int64_t d) {
+    __m512 acc = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= d; i += 16) acc = _mm512_fmadd_ps(load_bf16x16(x + i), _mm512_loadu_ps(b + i), acc);
+    float sum = _mm512_reduce_add_ps(acc);
+    for (; i < d; i++) sum += bf16_to_f32(x[i]) * b[i];
+    return sum;
+}
+
+static void update_bf16(uint16_t *restrict y, const float *restrict c, const float *restrict a, int64_t stride,
+                        int64_t r, int64_t m) {
+    int64_t i = 0;
+    for (; i + 16 <= m; i += 16) {
+        __m512 v = load_bf16x16(y + i);
+        for (int64_t k = 0; k < r; k++) v = _mm512_fmadd_ps(_mm512_set1_ps(c[k]), _mm512_loadu_ps(a + k * stride + i), v);
+        _mm256_storeu_si256((__m256i *)(y + i), (__m256i)_mm512_cvtneps_pbh(v));
+    }
+    for (; i < m; i++) {
+        float v = bf16_to_f32(y[i]);
+        for (int64_t k = 0; k < r; k++) v += c[k] * a[k * stride + i];
+        y[i] = f32_to_bf16(v);
+    }
+}
+#else
+static float dot_bf16(const uint16_t *restrict x, const float *restrict b, int64_t d) {
+    float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t i = 0; i < d; i++) acc += bf16_to_f32(x[i]) * b[i];
+    return acc;
+}
+
+static void update_bf16(uint16_t *restrict y, const float *restrict c, const float *restrict a, int64_t stride,
+                        int64_t r, int64_t m) {
+    float t[TILE];
+#pragma omp simd
+    for (int64_t i = 0; i < m; i++) t[i] = bf16_to_f32(y[i]);
+    update_f32(t, c, a, stride, r, m);
+#pragma omp simd
+    for (int64_t i = 0; i < m; i++) y[i] = f32_to_bf16(t[i]);
+}
+
+#endif
+
+/* The threads split the rows: each reads its rows of x once and updates its rows of out. */
+#define LOWRANK(NAME, T, DOT, UPDATE)                                                                  \
+    void NAME(T *out, const T *x, const float *a, const float *b, int64_t g, int64_t n, int64_t din,    \
+              int64_t dout, int64_t r, int64_t neg_from) {                                             \
+        _Pragma("omp parallel for schedule(static) if (g * n * (din + dout) >= PARALLEL_WORK)")        \
+        for (int64_t row = 0; row < g * n; row++) {                                                    \
+            const float *as = a + (row / n) * r * dout, *bs = b + (row / n) * r * din;                 \
+            const float sign = row % n >= neg_from ? -1.0f : 1.0f;                                     \
+            float c[ESFIT_MAX_RANK];                                                                       \
+            for (int64_t k = 0; k < r; k++) c[k] = sign * DOT(x + row * din, bs + k * din, din);       \
+            for (int64_t i0 = 0; i0 < dout; i0 += TILE)                                                \
+                UPDATE(out + row * dout + i0, c, as + i0, dout, r, dout - i0 < TILE ? dout - i0 : TILE); \
+        }                                                                                              \
+    }
+
+LOWRANK(esfit_lowrank_f32, float, dot_f32, update_f32)
+LOWRANK(esfit_lowrank_bf16, uint16_t, dot_bf16, update_bf16)
+"""
+
+MAX_RANK = 64  # the kernel keeps a row's r products on the stack
+# tried in order: with OpenMP threads (sharing torch's OpenMP runtime, which is already loaded),
+# then without where the compiler has no OpenMP (Apple's clang); -mprefer-vector-width is x86's
+_X86 = ["-mprefer-vector-width=512"] if platform.machine().lower() in {"x86_64", "amd64"} else []
+_COMMON = ["-O3", "-march=native", *_X86, "-std=c11", "-shared", "-fPIC", f"-DESFIT_MAX_RANK={MAX_RANK}"]
+_FLAG_SETS = [[*_COMMON, "-fopenmp"], [*_COMMON, "-fopenmp-simd"], _COMMON]
+_SYMBOLS = {torch.float32: "esfit_lowrank_f32", torch.bfloat16: "esfit_lowrank_bf16"}
+
+_library: ctypes.CDLL | None = None
+_failure: str | None = None  # why the kernel is unavailable, once known
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("ESFIT_CACHE", Path.home() / ".cache" / "esfit")) / "kernels"
+
+
+def _cpu_features() -> str:
+    """What ``-march=native`` depends on: the CPU's model and flags (the machine name elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.machine() + platform.processor()
+    keep = [line for line in text.splitlines() if line.startswith(("model name", "flags", "Features"))]
+    return "\n".join(dict.fromkeys(keep))
+
+
+def _compiler() -> str:
+    return os.environ.get("CC") or "cc"
+
+
+def _build() -> ctypes.CDLL:
+    compiler = _compiler()
+    if shutil.which(compiler) is None:
+        raise RuntimeError(f"no C compiler {compiler!r} on PATH (install gcc, or set CC)")
+    errors = []
+    for flags in _FLAG_SETS:
+        key = hashlib.sha256("\0".join([_SOURCE, compiler, *flags, _cpu_features()]).encode()).hexdigest()[:16]
+        target = _cache_dir() / f"lowrank-{key}.so"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+                source, built = Path(tmp) / "lowrank.c", Path(tmp) / "lowrank.so"
+                source.write_text(_SOURCE)
+                done = subprocess.run([compiler, *flags, str(source), "-o", str(built)],
+                                      capture_output=True, text=True, timeout=120)
+                if done.returncode:
+                    errors.append(f"{compiler} {' '.join(flags)}: {done.stderr.strip()[-1000:]}")
+                    continue
+                os.replace(built, target)  # atomic: concurrent processes never load a half-written file
+        library = ctypes.CDLL(str(target))
+        for symbol in _SYMBOLS.values():
+            fn = getattr(library, symbol)
+            fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 6
+            fn.restype = None
+        return library
+    raise RuntimeError("compiling it failed: " + " | ".join(errors))
+
+
+def lowrank_kernel(dtype: torch.dtype):
+    """The fused kernel for layers of ``dtype``, or None where it is unsupported or unavailable.
+
+    The kernel is called as ``fn(out_ptr, x_ptr, a_ptr, b_ptr, g, n, din, dout, r, neg_from)``
+    on contiguous CPU tensors: it adds ``sign_j · (x_j · b_s) a_s`` to every row ``j`` of each of
+    the ``g`` factor sets ``s`` (see the C source for the layout).
+    """
+    global _library, _failure
+    symbol = _SYMBOLS.get(dtype)
+    if symbol is None or not enabled():
+        return None
+    if _library is None and _failure is None:
+        try:
+            _library = _build()
+        except Exception as err:  # noqa: BLE001 - any failure means: use torch ops instead
+            _failure = str(err)
+            warnings.warn(f"the fused low-rank kernel is unavailable ({_failure}); PopulationPatch uses torch ops, "
+                          "which give the same rollouts more slowly (set ESFIT_FUSED_KERNEL=0 to skip the attempt)",
+                          RuntimeWarning, stacklevel=2)
+    return None if _library is None else getattr(_library, symbol)
+
+
+def enabled() -> bool:
+    """False when ``ESFIT_FUSED_KERNEL`` is set to 0/false/no/off."""
+    return os.environ.get("ESFIT_FUSED_KERNEL", "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+def unavailable_reason() -> str | None:
+    """Why the last attempt to build the kernel failed, or None."""
+    return _failure
