@@ -39,9 +39,9 @@ _SOURCE = r"""
 
 /* out[s, j, :] += sign_j * sum_k (x[s, j, :] . b[s, k, :]) * a[s, k, :]
    for g factor sets s of n rows j each, sign_j = -1 for j >= neg_from, else +1.
-   x (g, n, din) and out (g, n, dout) are in the layer's dtype; a (g, r, dout) and b (g, r, din)
-   are float32, with the scale sigma/sqrt(r) (and an unpaired member's sign) folded into a.
-   Sums are float32; a bfloat16 output row is rounded once, to nearest even as torch does. */
+   x (g, n, din), out (g, n, dout), a (g, r, dout) and b (g, r, din) are all in the layer's dtype,
+   with the scale sigma/sqrt(r) (and an unpaired member's sign) folded into a. Sums are float32; a
+   bfloat16 output is rounded once, to nearest even as torch does. */
 
 #define TILE 256
 #define PARALLEL_WORK 32768 /* multiply-adds below which threads cost more than they save */
@@ -59,13 +59,6 @@ static inline uint16_t f32_to_bf16(float f) {
     if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); /* quiet NaN */
     u += 0x7fffu + ((u >> 16) & 1u);
     return (uint16_t)(u >> 16);
-}
-
-static float dot_f32(const float *restrict x, const float *restrict b, int64_t d) {
-    float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-    for (int64_t i = 0; i < d; i++) acc += x[i] * b[i];
-    return acc;
 }
 
 /* y[0:m] += sum_k c[k] a[k * stride : k * stride + m] */
@@ -86,61 +79,119 @@ static inline __m512 load_bf16x16(const uint16_t *p) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
 }
 
-static float dot_bf16(const uint16_t *restrict x, const float *restrict b, int64_t d) {
-    __m512 acc = _mm512_setzero_ps();
+/* bf16 pairs multiplied exactly and summed in float32 by dpbf16ps, 32 at a time; four accumulators
+   so that no instruction waits on the previous one's result */
+static float dot_bf16(const uint16_t *restrict x, const uint16_t *restrict b, int64_t d) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(),
+           acc3 = _mm512_setzero_ps();
     int64_t i = 0;
-    for (; i + 16 <= d; i += 16) acc = _mm512_fmadd_ps(load_bf16x16(x + i), _mm512_loadu_ps(b + i), acc);
-    float sum = _mm512_reduce_add_ps(acc);
-    for (; i < d; i++) sum += bf16_to_f32(x[i]) * b[i];
+#define BF16X32(p) ((__m512bh)_mm512_loadu_si512((const void *)(p)))
+    for (; i + 128 <= d; i += 128) {
+        acc0 = _mm512_dpbf16_ps(acc0, BF16X32(x + i), BF16X32(b + i));
+        acc1 = _mm512_dpbf16_ps(acc1, BF16X32(x + i + 32), BF16X32(b + i + 32));
+        acc2 = _mm512_dpbf16_ps(acc2, BF16X32(x + i + 64), BF16X32(b + i + 64));
+        acc3 = _mm512_dpbf16_ps(acc3, BF16X32(x + i + 96), BF16X32(b + i + 96));
+    }
+    for (; i + 32 <= d; i += 32) acc0 = _mm512_dpbf16_ps(acc0, BF16X32(x + i), BF16X32(b + i));
+#undef BF16X32
+    float sum = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
+    for (; i < d; i++) sum += bf16_to_f32(x[i]) * bf16_to_f32(b[i]);
     return sum;
 }
 
-static void update_bf16(uint16_t *restrict y, const float *restrict c, const float *restrict a, int64_t stride,
-                        int64_t r, int64_t m) {
+static float dot_f32(const float *restrict x, const float *restrict b, int64_t d) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(),
+           acc3 = _mm512_setzero_ps();
     int64_t i = 0;
+    for (; i + 64 <= d; i += 64) {
+        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(b + i), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(b + i + 16), acc1);
+        acc2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 32), _mm512_loadu_ps(b + i + 32), acc2);
+        acc3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 48), _mm512_loadu_ps(b + i + 48), acc3);
+    }
+    for (; i + 16 <= d; i += 16) acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(b + i), acc0);
+    float sum = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
+    for (; i < d; i++) sum += x[i] * b[i];
+    return sum;
+}
+
+static void update_bf16(uint16_t *restrict y, const float *restrict c, const uint16_t *restrict a, int64_t stride,
+                        int64_t r, int64_t m) {
+    /* 32 values at a time: the even ones are the low halves of 32-bit lanes, the odd ones the high
+       halves, so both widen to float32 without shuffles; one permute puts them back in order */
+    const __m512i high = _mm512_set1_epi32((int)0xffff0000u);
+    const __m512i order = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                                           21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    int64_t i = 0;
+    for (; i + 32 <= m; i += 32) {
+        const __m512i v = _mm512_loadu_si512((const void *)(y + i));
+        __m512 even = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+        __m512 odd = _mm512_castsi512_ps(_mm512_and_si512(v, high));
+        for (int64_t k = 0; k < r; k++) {
+            const __m512i w = _mm512_loadu_si512((const void *)(a + k * stride + i));
+            const __m512 ck = _mm512_set1_ps(c[k]);
+            even = _mm512_fmadd_ps(ck, _mm512_castsi512_ps(_mm512_slli_epi32(w, 16)), even);
+            odd = _mm512_fmadd_ps(ck, _mm512_castsi512_ps(_mm512_and_si512(w, high)), odd);
+        }
+        const __m512i packed = (__m512i)_mm512_cvtne2ps_pbh(odd, even);  /* even in the low half */
+        _mm512_storeu_si512((void *)(y + i), _mm512_permutexvar_epi16(order, packed));
+    }
     for (; i + 16 <= m; i += 16) {
         __m512 v = load_bf16x16(y + i);
-        for (int64_t k = 0; k < r; k++) v = _mm512_fmadd_ps(_mm512_set1_ps(c[k]), _mm512_loadu_ps(a + k * stride + i), v);
+        for (int64_t k = 0; k < r; k++) v = _mm512_fmadd_ps(_mm512_set1_ps(c[k]), load_bf16x16(a + k * stride + i), v);
         _mm256_storeu_si256((__m256i *)(y + i), (__m256i)_mm512_cvtneps_pbh(v));
     }
     for (; i < m; i++) {
         float v = bf16_to_f32(y[i]);
-        for (int64_t k = 0; k < r; k++) v += c[k] * a[k * stride + i];
+        for (int64_t k = 0; k < r; k++) v += c[k] * bf16_to_f32(a[k * stride + i]);
         y[i] = f32_to_bf16(v);
     }
 }
 #else
-static float dot_bf16(const uint16_t *restrict x, const float *restrict b, int64_t d) {
+static float dot_f32(const float *restrict x, const float *restrict b, int64_t d) {
     float acc = 0.0f;
 #pragma omp simd reduction(+ : acc)
-    for (int64_t i = 0; i < d; i++) acc += bf16_to_f32(x[i]) * b[i];
+    for (int64_t i = 0; i < d; i++) acc += x[i] * b[i];
     return acc;
 }
 
-static void update_bf16(uint16_t *restrict y, const float *restrict c, const float *restrict a, int64_t stride,
+static float dot_bf16(const uint16_t *restrict x, const uint16_t *restrict b, int64_t d) {
+    float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t i = 0; i < d; i++) acc += bf16_to_f32(x[i]) * bf16_to_f32(b[i]);
+    return acc;
+}
+
+static void update_bf16(uint16_t *restrict y, const float *restrict c, const uint16_t *restrict a, int64_t stride,
                         int64_t r, int64_t m) {
     float t[TILE];
 #pragma omp simd
     for (int64_t i = 0; i < m; i++) t[i] = bf16_to_f32(y[i]);
-    update_f32(t, c, a, stride, r, m);
+    for (int64_t k = 0; k < r; k++) {
+        const float ck = c[k];
+#pragma omp simd
+        for (int64_t i = 0; i < m; i++) t[i] += ck * bf16_to_f32(a[k * stride + i]);
+    }
 #pragma omp simd
     for (int64_t i = 0; i < m; i++) y[i] = f32_to_bf16(t[i]);
 }
-
 #endif
 
 /* The threads split the rows: each reads its rows of x once and updates its rows of out. */
 #define LOWRANK(NAME, T, DOT, UPDATE)                                                                  \
-    void NAME(T *out, const T *x, const float *a, const float *b, int64_t g, int64_t n, int64_t din,    \
+    void NAME(T *out, const T *x, const T *a, const T *b, int64_t g, int64_t n, int64_t din,            \
               int64_t dout, int64_t r, int64_t neg_from) {                                             \
-        _Pragma("omp parallel for schedule(static) if (g * n * (din + dout) >= PARALLEL_WORK)")        \
-        for (int64_t row = 0; row < g * n; row++) {                                                    \
-            const float *as = a + (row / n) * r * dout, *bs = b + (row / n) * r * din;                 \
-            const float sign = row % n >= neg_from ? -1.0f : 1.0f;                                     \
-            float c[ESFIT_MAX_RANK];                                                                       \
-            for (int64_t k = 0; k < r; k++) c[k] = sign * DOT(x + row * din, bs + k * din, din);       \
-            for (int64_t i0 = 0; i0 < dout; i0 += TILE)                                                \
-                UPDATE(out + row * dout + i0, c, as + i0, dout, r, dout - i0 < TILE ? dout - i0 : TILE); \
+        _Pragma("omp parallel for collapse(2) schedule(static) if (g * n * (din + dout) >= PARALLEL_WORK)") \
+        for (int64_t s = 0; s < g; s++) {                                                              \
+            for (int64_t j = 0; j < n; j++) {                                                          \
+                const int64_t row = s * n + j;                                                         \
+                const T *as = a + s * r * dout, *bs = b + s * r * din;                                 \
+                const float sign = j >= neg_from ? -1.0f : 1.0f;                                       \
+                float c[ESFIT_MAX_RANK];                                                               \
+                for (int64_t k = 0; k < r; k++) c[k] = sign * DOT(x + row * din, bs + k * din, din);   \
+                for (int64_t i0 = 0; i0 < dout; i0 += TILE)                                            \
+                    UPDATE(out + row * dout + i0, c, as + i0, dout, r, dout - i0 < TILE ? dout - i0 : TILE); \
+            }                                                                                          \
         }                                                                                              \
     }
 

@@ -67,8 +67,8 @@ class PopulationPatch:
         # per module: A (g, r, out) with σ/√r (and the sign, per member) folded in, B (g, in, r)
         # and B as rows (g, 1, r, in), for g factor sets (members, or mirrored pairs)
         self._factors: dict[nn.Module, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
-        # per module, where the fused CPU kernel applies: (kernel, dtype, A ptr, B ptr, g, r, in, out,
-        # and the float32 A (g, r, out) and B (g, 1, r, in) those pointers point into)
+        # per module, where the fused CPU kernel applies: (kernel, dtype, pointers to the A and B rows
+        # of _factors, g, r, in, out)
         self._fused: dict[nn.Module, tuple] = {}
         self._paired = False
         self.active_members: int = 0
@@ -127,15 +127,13 @@ class PopulationPatch:
         factors, fused = {}, {}
         for t in self.targets:
             w = t.weight
-            a, b = population.member_factors(t.name, owners, dtype=torch.float32, device=w.device)
+            a, b = population.member_factors(t.name, owners, dtype=w.dtype, device=w.device)
             a_t, b_rows = a.transpose(1, 2).contiguous(), b.transpose(1, 2).unsqueeze(1).contiguous()
-            kernel = lowrank_kernel(w.dtype) if w.device.type == "cpu" and b.shape[-1] <= MAX_RANK else None
-            if kernel is not None:  # float32 factors, however the layer's dtype: (g, r, out) and (g, r, in)
-                g, r = b.shape[0], b.shape[-1]
-                fused[t.module] = (kernel, w.dtype, a_t.data_ptr(), b_rows.data_ptr(), g, r, b.shape[1],
-                                   a_t.shape[-1], a_t, b_rows)
-            a_t, b, b_rows = (f.to(w.dtype) for f in (a_t, b, b_rows))
             factors[t.module] = (a_t, b, b_rows)
+            kernel = lowrank_kernel(w.dtype) if w.device.type == "cpu" and b.shape[-1] <= MAX_RANK else None
+            if kernel is not None:  # A (g, r, out) and B rows (g, r, in), contiguous
+                fused[t.module] = (kernel, w.dtype, a_t.data_ptr(), b_rows.data_ptr(), b.shape[0], b.shape[-1],
+                                   b.shape[1], a_t.shape[-1])
         self.clear()
         self._factors = factors
         self._fused = fused
@@ -178,7 +176,7 @@ class PopulationPatch:
         fused = self._fused.get(module)
         if (fused is not None and x.dtype is fused[1] and output.dtype is fused[1] and not torch.is_grad_enabled()
                 and x.is_contiguous() and output.is_contiguous()):
-            kernel, _, a_ptr, b_ptr, g, r, d_in, d_out = fused[:8]
+            kernel, _, a_ptr, b_ptr, g, r, d_in, d_out = fused
             n = x.numel() // (g * d_in)  # rows of one factor set × tokens
             kernel(output.data_ptr(), x.data_ptr(), a_ptr, b_ptr, g, n, d_in, d_out, r, n // 2 if self._paired else n)
             return output

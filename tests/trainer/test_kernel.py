@@ -2,6 +2,7 @@
 formula in float32 and rounds bfloat16 like torch, and a failed build falls back to torch ops with
 one warning instead of failing the rollout."""
 
+import copy
 import shutil
 import warnings
 
@@ -34,8 +35,8 @@ def _case(g, n, din, dout, r, dtype, seed=0):
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(g, n, din, generator=gen).to(dtype)
     out = torch.randn(g, n, dout, generator=gen).to(dtype)
-    a = torch.randn(g, r, dout, generator=gen)  # float32 factors, whatever the layer's dtype
-    b = torch.randn(g, r, din, generator=gen)
+    a = torch.randn(g, r, dout, generator=gen).to(dtype)
+    b = torch.randn(g, r, din, generator=gen).to(dtype)
     return x, out, a, b
 
 
@@ -43,7 +44,7 @@ def _expected(x, out, a, b, neg_from):
     """The same term with torch ops, in float32."""
     n = x.shape[1]
     sign = torch.where(torch.arange(n) >= neg_from, -1.0, 1.0).view(1, n, 1)
-    return out.float() + torch.bmm(torch.bmm(x.float(), b.transpose(1, 2)) * sign, a)
+    return out.float() + torch.bmm(torch.bmm(x.float(), b.float().transpose(1, 2)) * sign, a.float())
 
 
 def _run(fn, x, out, a, b, neg_from):
@@ -112,25 +113,29 @@ def test_environment_switch_turns_it_off(fp32_kernel, monkeypatch):
     assert kernel.lowrank_kernel(torch.float32) is None
 
 
-def test_bfloat16_model_rows_match_the_torch_path(tiny_model, monkeypatch, fp32_kernel):
-    """A bfloat16 model through the kernel and through torch ops: the logits agree to bfloat16
-    rounding (the kernel rounds once where torch rounds each op)."""
-    model = tiny_model.to(torch.bfloat16)
-    targets = resolve_targets(model)
-    population = sample_population(targets, seed=3, generation=1, population_size=4, rank=2, sigma=0.3)
+def test_bfloat16_model_through_the_kernel_is_as_close_to_float32_as_torch_ops(tiny_model, monkeypatch, fp32_kernel):
+    """A bfloat16 model through the kernel and through torch ops, against the same weights in
+    float32: the kernel (float32 sums, one rounding) is no further off, on average, than torch ops
+    (which round x B to bfloat16 on the way)."""
+    reference = tiny_model
+    model = copy.deepcopy(tiny_model).to(torch.bfloat16)
+    reference.load_state_dict({k: v.float() for k, v in model.state_dict().items()})  # the same weights
     ids = torch.randint(3, 40, (2, 9), generator=torch.Generator().manual_seed(0)).repeat(4, 1)
     logits = {}
-    for path in ("fused", "torch"):
-        monkeypatch.setenv("ESFIT_FUSED_KERNEL", "1" if path == "fused" else "0")
+    for path, net in (("fused", model), ("torch", model), ("float32", reference)):
+        monkeypatch.setenv("ESFIT_FUSED_KERNEL", "0" if path == "torch" else "1")
+        targets = resolve_targets(net)
+        population = sample_population(targets, seed=3, generation=1, population_size=4, rank=2, sigma=0.3)
         with torch.no_grad(), PopulationPatch(targets) as patch:
             patch.set_population(population)
-            assert patch.fused_layers == (len(targets) if path == "fused" else 0)
-            logits[path] = model(input_ids=ids).logits.float()
+            assert patch.fused_layers == (0 if path == "torch" else len(targets))
+            logits[path] = net(input_ids=ids).logits.float()
     with torch.no_grad():
-        centre = model(input_ids=ids[:2]).logits.float()
-    spread = (logits["torch"][:2] - centre).abs().max()
-    assert spread > 0.05  # the perturbation is visible above bfloat16 noise
-    assert (logits["fused"] - logits["torch"]).abs().max() < 0.1 * spread + 0.05
+        spread = (logits["float32"][:2] - reference(input_ids=ids[:2]).logits).abs().max()
+    error = {path: (logits[path] - logits["float32"]).abs().mean() for path in ("fused", "torch")}
+    assert spread > 0.2  # the perturbation is well above bfloat16 noise
+    assert error["fused"] < 0.02 * spread
+    assert error["fused"] <= 1.1 * error["torch"], error  # mean errors: llama 0.0028 vs 0.0036, gpt2 both 0.0011
 
 
 def test_a_non_contiguous_input_takes_the_torch_path(fp32_kernel):
