@@ -8,11 +8,14 @@ The same rows (P members × prompts, exactly 48 new tokens each, sampling) decod
 - naive:   the reference ES, one ``generate`` per member on densely materialised W + σE_i.
 
 ``--hf-sampling`` also times plain ``generate(do_sample=True)``, to show that the common-random-
-number sampler costs nothing against Hugging Face's own. All of them alternate ``--repeats`` times
+number sampler costs nothing against Hugging Face's own; ``--torch-path`` also times the patched
+population with the fused kernel off (``ESFIT_FUSED_KERNEL=0``: torch ops). ``--dtype bfloat16``
+runs the model in bfloat16 (float32 by default). All of them alternate ``--repeats`` times
 in one process and the fastest run of each counts (a busy machine slows some runs, never speeds
 one up). The naive ES costs the same for every member, so ``--naive-members K`` times K members
 per repeat and scales by P/K (default: all P, no scaling). Last line: ``rollout_ratio=<patched
-throughput / plain throughput> naive_speedup=<naive time / patched time>``.
+throughput / plain throughput> naive_speedup=<naive time / patched time>``. The line before it
+gives naive time / plain time, the most that any patched pass could reach.
 
     .venv/bin/python benchmarks/rollout_throughput.py
 """
@@ -20,6 +23,7 @@ throughput / plain throughput> naive_speedup=<naive time / patched time>``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -27,6 +31,7 @@ import torch
 
 from esfit.models import load_model
 from trainer import PopulationPatch, RolloutConfig, generate_rollouts, resolve_targets, sample_population
+from trainer.kernel import unavailable_reason
 from trainer.reference import naive_rollouts
 from trainer.rollout import format_prompts
 
@@ -51,6 +56,7 @@ def main() -> None:
     ap.add_argument("--naive-members", type=int, default=0,
                     help="time the naive ES on this many members per repeat and scale by P/K (0: all)")
     ap.add_argument("--hf-sampling", action="store_true", help="also time generate(do_sample=True)")
+    ap.add_argument("--torch-path", action="store_true", help="also time the population with the fused kernel off")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="the model's dtype")
     args = ap.parse_args()
@@ -93,12 +99,23 @@ def main() -> None:
         assert out.rows == rows
         return elapsed
 
-    def patched() -> float:
+    def patched(fused: bool = True) -> float:
+        before = os.environ.get("ESFIT_FUSED_KERNEL")
+        if not fused:
+            os.environ["ESFIT_FUSED_KERNEL"] = "0"
         with PopulationPatch(targets) as patch:
+            with patch.members(population):
+                layers = patch.fused_layers  # what generate_rollouts will use
             t = time.perf_counter()
             out = generate_rollouts(model, tokenizer, prompts, config, patch=patch, population=population)
             elapsed = time.perf_counter() - t
+        if not fused and before is None:
+            del os.environ["ESFIT_FUSED_KERNEL"]
+        elif not fused:
+            os.environ["ESFIT_FUSED_KERNEL"] = before
         assert out.rows == rows
+        if fused and not layers:
+            print(f"note: the patched run used torch ops ({unavailable_reason() or 'ESFIT_FUSED_KERNEL is off'})")
         return elapsed
 
     naive_members = list(range(args.naive_members or args.population))
@@ -112,6 +129,7 @@ def main() -> None:
         return elapsed * args.population / len(naive_members)
 
     runs = {"plain": plain, "patched": patched} | ({"hf-sampling": hf_sampling} if args.hf_sampling else {})
+    runs |= {"torch-path": lambda: patched(fused=False)} if args.torch_path else {}
     runs |= {} if args.skip_naive else {"naive": naive}
     generate_rollouts(model, tokenizer, prompts[:1], config)  # warm-up: pages the weights in
     times: dict[str, list[float]] = {k: [] for k in runs}
@@ -128,6 +146,9 @@ def main() -> None:
         naive_speedup = best["naive"] / best["patched"]
         scaled = f", timed on {len(naive_members)} members and scaled" if len(naive_members) < args.population else ""
         print(f"naive: {args.population} generate calls of {len(prompts)} rows on dense W + σE_i per member{scaled}")
+        print(f"naive / plain = {best['naive'] / best['plain']:.1f}: the most any patched pass could reach here")
+    if args.torch_path:
+        print(f"torch ops instead of the fused kernel: ratio {best['plain'] / best['torch-path']:.3f}")
     print(f"rollout_ratio={rollout_ratio:.3f} naive_speedup={naive_speedup:.1f}")
 
 
