@@ -72,7 +72,7 @@ static void update_f32(float *restrict y, const float *restrict c, const float *
     }
 }
 
-#if defined(__AVX512F__) && defined(__AVX512BF16__)
+#if defined(__AVX512F__) && defined(__AVX512BF16__) && !defined(ESFIT_PORTABLE)
 #include <immintrin.h>
 
 static inline __m512 load_bf16x16(const uint16_t *p) {
@@ -229,12 +229,14 @@ def _compiler() -> str:
     return os.environ.get("CC") or "cc"
 
 
-def _build() -> ctypes.CDLL:
+def _build(extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL:
+    """Compile (or find in the cache) and load the kernels. ``extra_flags`` are for tests:
+    ``-DESFIT_PORTABLE`` builds the plain C loops that CPUs without AVX-512 BF16 run."""
     compiler = _compiler()
     if shutil.which(compiler) is None:
         raise RuntimeError(f"no C compiler {compiler!r} on PATH (install gcc, or set CC)")
     errors = []
-    for flags in _FLAG_SETS:
+    for flags in ([*f, *extra_flags] for f in _FLAG_SETS):
         key = hashlib.sha256("\0".join([_SOURCE, compiler, *flags, _cpu_features()]).encode()).hexdigest()[:16]
         target = _cache_dir() / f"lowrank-{key}.so"
         if not target.exists():
