@@ -229,33 +229,62 @@ def _compiler() -> str:
     return os.environ.get("CC") or "cc"
 
 
+def _file_name(compiler: str, flags: list[str]) -> str:
+    """The cached library's name: a hash of everything that shapes the machine code."""
+    key = hashlib.sha256("\0".join([_SOURCE, compiler, *flags, _cpu_features()]).encode()).hexdigest()[:16]
+    return f"lowrank-{key}.so"
+
+
+def _compile(compiler: str, flags: list[str], target: Path) -> str | None:
+    """Compile the source into ``target``; the compiler's complaint, or None when it worked."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        source, built = Path(tmp) / "lowrank.c", Path(tmp) / "lowrank.so"
+        source.write_text(_SOURCE)
+        done = subprocess.run([compiler, *flags, str(source), "-o", str(built)],
+                              capture_output=True, text=True, timeout=120)
+        if done.returncode:
+            return f"{compiler} {' '.join(flags)}: {done.stderr.strip()[-1000:]}"
+        os.replace(built, target)  # atomic: concurrent processes never load a half-written file
+    return None
+
+
 def _build(extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL:
     """Compile (or find in the cache) and load the kernels. ``extra_flags`` are for tests:
-    ``-DESFIT_PORTABLE`` builds the plain C loops that CPUs without AVX-512 BF16 run."""
+    ``-DESFIT_PORTABLE`` builds the plain C loops that CPUs without AVX-512 BF16 run.
+
+    A cache directory that cannot be written is replaced by one under the system's temporary
+    directory; a cached file that does not load (truncated by a full disk, say) is built again.
+    """
     compiler = _compiler()
     if shutil.which(compiler) is None:
         raise RuntimeError(f"no C compiler {compiler!r} on PATH (install gcc, or set CC)")
     errors = []
     for flags in ([*f, *extra_flags] for f in _FLAG_SETS):
-        key = hashlib.sha256("\0".join([_SOURCE, compiler, *flags, _cpu_features()]).encode()).hexdigest()[:16]
-        target = _cache_dir() / f"lowrank-{key}.so"
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-                source, built = Path(tmp) / "lowrank.c", Path(tmp) / "lowrank.so"
-                source.write_text(_SOURCE)
-                done = subprocess.run([compiler, *flags, str(source), "-o", str(built)],
-                                      capture_output=True, text=True, timeout=120)
-                if done.returncode:
-                    errors.append(f"{compiler} {' '.join(flags)}: {done.stderr.strip()[-1000:]}")
-                    continue
-                os.replace(built, target)  # atomic: concurrent processes never load a half-written file
-        library = ctypes.CDLL(str(target))
-        for symbol in _SYMBOLS.values():
-            fn = getattr(library, symbol)
-            fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 6
-            fn.restype = None
-        return library
+        name = _file_name(compiler, flags)
+        target = _cache_dir() / name
+        for attempt in range(2):
+            if attempt or not target.exists():
+                try:
+                    error = _compile(compiler, flags, target)
+                except OSError:  # e.g. a read-only cache directory
+                    user = os.getuid() if hasattr(os, "getuid") else "user"
+                    target = Path(tempfile.gettempdir()) / f"esfit-kernels-{user}" / name
+                    error = _compile(compiler, flags, target)
+                if error:
+                    errors.append(error)
+                    break
+            try:
+                library = ctypes.CDLL(str(target))
+            except OSError as err:
+                if attempt:
+                    raise RuntimeError(f"{target} was built but does not load: {err}") from err
+                continue  # a damaged cached file: build it again
+            for symbol in _SYMBOLS.values():
+                fn = getattr(library, symbol)
+                fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 6
+                fn.restype = None
+            return library
     raise RuntimeError("compiling it failed: " + " | ".join(errors))
 
 

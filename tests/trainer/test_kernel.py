@@ -117,6 +117,28 @@ def test_a_failed_build_warns_once_and_patch_uses_torch_ops(tiny_model, monkeypa
     assert "no-such-compiler-esfit" in kernel.unavailable_reason()
 
 
+def test_a_damaged_cached_library_is_built_again(fp32_kernel, monkeypatch, tmp_path):
+    monkeypatch.setenv("ESFIT_CACHE", str(tmp_path))
+    flags = [*kernel._FLAG_SETS[0], "-DESFIT_PORTABLE"]
+    damaged = tmp_path / "kernels" / kernel._file_name(kernel._compiler(), flags)
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(b"half a file")  # e.g. a disk that filled up
+    library = kernel._build(("-DESFIT_PORTABLE",))
+    assert damaged.stat().st_size > 1000
+    x, out, a, b = _case(2, 2, 8, 8, 1, torch.float32)
+    expected = _expected(x, out, a, b, 1)
+    _run(library.esfit_lowrank_f32, x, out, a, b, 1)
+    torch.testing.assert_close(out, expected)
+
+
+def test_an_unwritable_cache_directory_builds_in_the_temporary_directory(fp32_kernel, monkeypatch, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("ESFIT_CACHE", str(blocker / "cache"))  # mkdir fails, even for root
+    library = kernel._build(("-DESFIT_PORTABLE", "-DESFIT_TEST_TMP"))
+    assert "esfit-kernels-" in library._name
+
+
 def test_environment_switch_turns_it_off(fp32_kernel, monkeypatch):
     monkeypatch.setenv("ESFIT_FUSED_KERNEL", "off")
     assert kernel.lowrank_kernel(torch.float32) is None
