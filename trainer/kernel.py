@@ -5,7 +5,8 @@ Each patched layer adds ``s · (x B_g) A_gᵀ`` to its output rows. The arithmet
 outer-product add) and those passes, not the flops, cost the patched rollout its speed
 (``benchmarks/rollout_throughput.py``). This module does the whole term in one pass per layer: each
 row of x is read once, its r products formed, and its output row updated in place, with the rows
-split over torch's own OpenMP threads. It is called through ``ctypes``.
+split over as many OpenMP threads as torch uses (the very same pool where torch's OpenMP is the
+libgomp of the Linux wheels, as here). It is called through ``ctypes``.
 
 The C source below is compiled with the system's C compiler (``$CC``, else ``cc``) at
 ``-O3 -march=native`` the first time it is needed (well under a second), and cached under
@@ -41,7 +42,8 @@ _SOURCE = r"""
    for g factor sets s of n rows j each, sign_j = -1 for j >= neg_from, else +1.
    x (g, n, din), out (g, n, dout), a (g, r, dout) and b (g, r, din) are all in the layer's dtype,
    with the scale sigma/sqrt(r) (and an unpaired member's sign) folded into a. Sums are float32; a
-   bfloat16 output is rounded once, to nearest even as torch does. */
+   bfloat16 output is rounded once, to nearest even as torch does (the AVX-512 BF16 instructions
+   also treat subnormal inputs and outputs, below 1.2e-38, as zero, where torch keeps them). */
 
 #define TILE 256
 #define PARALLEL_WORK 32768 /* multiply-adds below which threads cost more than they save */
@@ -177,11 +179,15 @@ static void update_bf16(uint16_t *restrict y, const float *restrict c, const uin
 }
 #endif
 
-/* The threads split the rows: each reads its rows of x once and updates its rows of out. */
+/* The threads split the rows: each reads its rows of x once and updates its rows of out. threads is
+   torch's thread count, so that a second OpenMP runtime (clang's libomp beside torch's libgomp,
+   say) still uses as many; with torch's own libgomp, which is already loaded, the pool is shared.
+   Returns 0, or -1 (and does nothing) when r or threads is out of range. */
 #define LOWRANK(NAME, T, DOT, UPDATE)                                                                  \
-    void NAME(T *out, const T *x, const T *a, const T *b, int64_t g, int64_t n, int64_t din,            \
-              int64_t dout, int64_t r, int64_t neg_from) {                                             \
-        _Pragma("omp parallel for collapse(2) schedule(static) if (g * n * (din + dout) >= PARALLEL_WORK)") \
+    int NAME(T *out, const T *x, const T *a, const T *b, int64_t g, int64_t n, int64_t din,             \
+             int64_t dout, int64_t r, int64_t neg_from, int64_t threads) {                             \
+        if (r < 1 || r > ESFIT_MAX_RANK || threads < 1) return -1;                                     \
+        _Pragma("omp parallel for collapse(2) schedule(static) num_threads(threads) if (g * n * (din + dout) >= PARALLEL_WORK)") \
         for (int64_t s = 0; s < g; s++) {                                                              \
             for (int64_t j = 0; j < n; j++) {                                                          \
                 const int64_t row = s * n + j;                                                         \
@@ -193,6 +199,7 @@ static void update_bf16(uint16_t *restrict y, const float *restrict c, const uin
                     UPDATE(out + row * dout + i0, c, as + i0, dout, r, dout - i0 < TILE ? dout - i0 : TILE); \
             }                                                                                          \
         }                                                                                              \
+        return 0;                                                                                      \
     }
 
 LOWRANK(esfit_lowrank_f32, float, dot_f32, update_f32)
@@ -249,51 +256,57 @@ def _compile(compiler: str, flags: list[str], target: Path) -> str | None:
     return None
 
 
+def _load(path: Path) -> ctypes.CDLL:
+    library = ctypes.CDLL(str(path))
+    for symbol in _SYMBOLS.values():
+        fn = getattr(library, symbol)  # AttributeError when the file is some other library
+        fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 7
+        fn.restype = ctypes.c_int
+    return library
+
+
 def _build(extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL:
     """Compile (or find in the cache) and load the kernels. ``extra_flags`` are for tests:
     ``-DESFIT_PORTABLE`` builds the plain C loops that CPUs without AVX-512 BF16 run.
 
-    A cache directory that cannot be written is replaced by one under the system's temporary
-    directory; a cached file that does not load (truncated by a full disk, say) is built again.
+    A cached file that does not load (truncated by a full disk, say) is built again. Where the cache
+    directory cannot be written, the library is built in a new private temporary directory
+    (``mkdtemp``: only this user can write there), once per process.
     """
     compiler = _compiler()
     if shutil.which(compiler) is None:
         raise RuntimeError(f"no C compiler {compiler!r} on PATH (install gcc, or set CC)")
-    errors = []
+    errors, private = [], None
     for flags in ([*f, *extra_flags] for f in _FLAG_SETS):
         name = _file_name(compiler, flags)
         target = _cache_dir() / name
-        for attempt in range(2):
-            if attempt or not target.exists():
-                try:
-                    error = _compile(compiler, flags, target)
-                except OSError:  # e.g. a read-only cache directory
-                    user = os.getuid() if hasattr(os, "getuid") else "user"
-                    target = Path(tempfile.gettempdir()) / f"esfit-kernels-{user}" / name
-                    error = _compile(compiler, flags, target)
-                if error:
-                    errors.append(error)
-                    break
+        if target.exists():
             try:
-                library = ctypes.CDLL(str(target))
-            except OSError as err:
-                if attempt:
-                    raise RuntimeError(f"{target} was built but does not load: {err}") from err
-                continue  # a damaged cached file: build it again
-            for symbol in _SYMBOLS.values():
-                fn = getattr(library, symbol)
-                fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 6
-                fn.restype = None
-            return library
+                return _load(target)
+            except (OSError, AttributeError):
+                pass  # damaged: build it again
+        try:
+            error = _compile(compiler, flags, target)
+        except OSError:  # e.g. a read-only cache directory
+            private = private or Path(tempfile.mkdtemp(prefix="esfit-kernels-"))
+            target = private / name
+            error = _compile(compiler, flags, target)
+        if error is None:
+            try:
+                return _load(target)
+            except (OSError, AttributeError) as err:  # e.g. an OpenMP runtime the loader cannot find
+                error = f"{target} was built but does not load: {err}"
+        errors.append(error)
     raise RuntimeError("compiling it failed: " + " | ".join(errors))
 
 
 def lowrank_kernel(dtype: torch.dtype):
     """The fused kernel for layers of ``dtype``, or None where it is unsupported or unavailable.
 
-    The kernel is called as ``fn(out_ptr, x_ptr, a_ptr, b_ptr, g, n, din, dout, r, neg_from)``
-    on contiguous CPU tensors: it adds ``sign_j · (x_j · b_s) a_s`` to every row ``j`` of each of
-    the ``g`` factor sets ``s`` (see the C source for the layout).
+    The kernel is called as ``fn(out_ptr, x_ptr, a_ptr, b_ptr, g, n, din, dout, r, neg_from,
+    threads)`` on contiguous CPU tensors of ``dtype``: it adds ``sign_j · (x_j · b_s) a_s`` to every
+    row ``j`` of each of the ``g`` factor sets ``s`` (see the C source for the layout), and returns
+    0, or -1 without touching anything when ``r`` is not in [1, MAX_RANK] or ``threads`` < 1.
     """
     global _library, _failure
     symbol = _SYMBOLS.get(dtype)

@@ -179,7 +179,8 @@ class PopulationPatch:
                 and output.numel() * fused[6] == x.numel() * fused[7]):  # the kernel writes n·g·out values
             kernel, _, a_ptr, b_ptr, g, r, d_in, d_out = fused
             n = x.numel() // (g * d_in)  # rows of one factor set × tokens
-            kernel(output.data_ptr(), x.data_ptr(), a_ptr, b_ptr, g, n, d_in, d_out, r, n // 2 if self._paired else n)
+            kernel(output.data_ptr(), x.data_ptr(), a_ptr, b_ptr, g, n, d_in, d_out, r, n // 2 if self._paired else n,
+                   torch.get_num_threads())
             return output
         a_t = factors[0]  # (g, r, out)
         xb = self._project(module, x)  # (g, n, r), signed

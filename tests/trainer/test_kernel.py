@@ -12,7 +12,7 @@ import torch
 import trainer.kernel as kernel
 from trainer.noise import sample_population
 from trainer.patch import PopulationPatch
-from trainer.targets import resolve_targets
+from trainer.targets import Target, resolve_targets
 
 
 @pytest.fixture
@@ -56,35 +56,102 @@ def _expected(x, out, a, b, neg_from):
     return out.float() + torch.bmm(torch.bmm(x.float(), b.float().transpose(1, 2)) * sign, a.float())
 
 
-def _run(fn, x, out, a, b, neg_from):
+def _run(fn, x, out, a, b, neg_from, threads=1):
     g, n, din = x.shape
     r, dout = a.shape[1], a.shape[2]
-    fn(out.data_ptr(), x.data_ptr(), a.data_ptr(), b.data_ptr(), g, n, din, dout, r, neg_from)
+    return fn(out.data_ptr(), x.data_ptr(), a.data_ptr(), b.data_ptr(), g, n, din, dout, r, neg_from, threads)
 
 
-# small cases run on one thread, large ones (n·(din+dout) over the threshold) on torch's threads;
-# dout not a multiple of the 256-column tile, nor of the vector width
-@pytest.mark.parametrize("g,n,din,dout,r", [(3, 2, 5, 7, 1), (4, 6, 40, 300, 2), (2, 200, 96, 530, 3), (1, 1, 17, 1, 64)])
+# small cases stay on one thread whatever they are given, large ones (n·(din+dout) over the
+# threshold) use the threads asked for; din and dout cover the 128-wide, 32-wide, 16-wide and scalar
+# loops and dout a partial 256-column tile
+SHAPES = [(3, 2, 5, 7, 1), (4, 6, 40, 300, 2), (2, 200, 96, 530, 3), (2, 60, 200, 576, 1), (1, 1, 17, 1, 64)]
+
+
+@pytest.mark.parametrize("g,n,din,dout,r", SHAPES)
 @pytest.mark.parametrize("paired", [True, False])
-def test_float32_equals_the_torch_formula(library, g, n, din, dout, r, paired):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_float32_equals_the_torch_formula(library, g, n, din, dout, r, paired, threads):
     x, out, a, b = _case(g, n, din, dout, r, torch.float32)
     neg_from = n // 2 if paired else n
     expected = _expected(x, out, a, b, neg_from)
-    _run(library.esfit_lowrank_f32, x, out, a, b, neg_from)
+    assert _run(library.esfit_lowrank_f32, x, out, a, b, neg_from, threads) == 0
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("g,n,din,dout,r", [(3, 2, 5, 7, 1), (4, 6, 48, 300, 2), (2, 200, 96, 530, 1)])
-def test_bfloat16_rounds_to_nearest_like_torch(library, g, n, din, dout, r):
+@pytest.mark.parametrize("g,n,din,dout,r", SHAPES[:4])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_bfloat16_rounds_to_nearest_like_torch(library, g, n, din, dout, r, threads):
     fn = library.esfit_lowrank_bf16
     x, out, a, b = _case(g, n, din, dout, r, torch.bfloat16)
     expected = _expected(x, out, a, b, n // 2)
     term = (expected - out.float()).abs()
-    _run(fn, x, out, a, b, n // 2)
+    assert _run(fn, x, out, a, b, n // 2, threads) == 0
     # within half a bfloat16 step of the exact value, give or take float32 summation error (which
     # matters where the term cancels the output), and nearly always torch's own rounding of it
     assert ((out.float() - expected).abs() <= expected.abs() * 2.0**-8 + term * 1e-5 + 1e-30).all()
     assert (out == expected.to(torch.bfloat16)).float().mean() > 0.99
+
+
+@pytest.mark.parametrize("r,threads", [(0, 1), (kernel.MAX_RANK + 1, 1), (1, 0)])
+def test_out_of_range_rank_or_threads_touch_nothing(library, r, threads):
+    x, out, a, b = _case(2, 2, 8, 8, max(r, 1), torch.float32)
+    before = out.clone()
+    g, n, din = x.shape
+    assert library.esfit_lowrank_f32(out.data_ptr(), x.data_ptr(), a.data_ptr(), b.data_ptr(), g, n, din, 8, r, 1,
+                                     threads) == -1
+    assert torch.equal(out, before)
+
+
+def test_a_rank_above_the_kernels_limit_takes_torch_ops(fp32_kernel):
+    layer = torch.nn.Linear(4, 3)
+    targets = [Target("layer", layer, 3, 4)]
+    population = sample_population(targets, seed=0, generation=0, population_size=2, rank=kernel.MAX_RANK + 1,
+                                   sigma=0.5)
+    with PopulationPatch(targets) as patch:
+        patch.set_population(population)
+        assert patch.fused_layers == 0
+
+
+def test_a_pass_with_gradients_takes_torch_ops_and_gets_the_same_gradients(tiny_model, monkeypatch, fp32_kernel):
+    """The kernel writes outside autograd: with gradients on, the term must come from torch ops."""
+    targets = resolve_targets(tiny_model)
+    population = sample_population(targets, seed=2, generation=0, population_size=2, rank=1, sigma=0.2)
+    ids = torch.tensor([[5, 6, 7, 8], [9, 10, 11, 12]])
+    grads = {}
+    for flag in ("1", "0"):
+        monkeypatch.setenv("ESFIT_FUSED_KERNEL", flag)
+        tiny_model.zero_grad()
+        with PopulationPatch(targets) as patch:
+            patch.set_population(population)
+            assert patch.fused_layers == (len(targets) if flag == "1" else 0)
+            tiny_model(input_ids=ids).logits.square().mean().backward()
+        grads[flag] = [p.grad.clone() for p in tiny_model.parameters()]
+    for with_kernel, without in zip(grads["1"], grads["0"]):
+        torch.testing.assert_close(with_kernel, without)
+    with torch.no_grad():  # and the perturbation did reach the loss
+        plain = tiny_model(input_ids=ids).logits
+        with PopulationPatch(targets) as patch:
+            patch.set_population(population)
+            assert not torch.equal(tiny_model(input_ids=ids).logits, plain)
+
+
+def test_an_output_without_the_rows_the_kernel_would_write_takes_torch_ops(fp32_kernel):
+    """A layer whose forward returns fewer rows than it was given: the kernel would write past the
+    end; the torch path raises instead."""
+
+    class FirstRowOnly(torch.nn.Linear):
+        def forward(self, x):
+            return super().forward(x)[:1]
+
+    layer = FirstRowOnly(4, 3)
+    targets = [Target("layer", layer, 3, 4)]
+    population = sample_population(targets, seed=0, generation=0, population_size=2, rank=1, sigma=0.5)
+    with torch.no_grad(), PopulationPatch(targets) as patch:
+        patch.set_population(population)
+        assert patch.fused_layers == 1
+        with pytest.raises(RuntimeError):
+            layer(torch.randn(2, 4))
 
 
 def test_nan_and_inf_propagate(library):
@@ -172,8 +239,6 @@ def test_bfloat16_model_through_the_kernel_is_as_close_to_float32_as_torch_ops(t
 def test_a_non_contiguous_input_takes_the_torch_path(fp32_kernel):
     """The kernel needs contiguous rows; anything else (here a transposed view) still gets its term."""
     layer = torch.nn.Linear(6, 5)
-    from trainer.targets import Target
-
     targets = [Target("layer", layer, 5, 6)]
     population = sample_population(targets, seed=0, generation=0, population_size=2, rank=1, sigma=0.5)
     x = torch.randn(6, 4).T  # (4, 6), not contiguous
