@@ -26,6 +26,7 @@ import argparse
 import os
 import sys
 import time
+from unittest import mock
 
 import torch
 
@@ -100,19 +101,13 @@ def main() -> None:
         return elapsed
 
     def patched(fused: bool = True) -> float:
-        before = os.environ.get("ESFIT_FUSED_KERNEL")
-        if not fused:
-            os.environ["ESFIT_FUSED_KERNEL"] = "0"
-        with PopulationPatch(targets) as patch:
+        kernel_off = {} if fused else {"ESFIT_FUSED_KERNEL": "0"}
+        with mock.patch.dict(os.environ, kernel_off), PopulationPatch(targets) as patch:
             with patch.members(population):
                 layers = patch.fused_layers  # what generate_rollouts will use
             t = time.perf_counter()
             out = generate_rollouts(model, tokenizer, prompts, config, patch=patch, population=population)
             elapsed = time.perf_counter() - t
-        if not fused and before is None:
-            del os.environ["ESFIT_FUSED_KERNEL"]
-        elif not fused:
-            os.environ["ESFIT_FUSED_KERNEL"] = before
         assert out.rows == rows
         if fused and not layers:
             print(f"note: the patched run used torch ops ({unavailable_reason() or 'ESFIT_FUSED_KERNEL is off'})")

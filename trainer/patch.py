@@ -10,8 +10,8 @@ the wrapper adds the same member's term at every decode step, so the cache holds
 dense model with W + σE_i would have cached: generation is exact, not approximate. The base layers
 are never modified, so unpatching restores the original model bit for bit.
 
-The extra arithmetic is small (0.3% of SmolLM2-135M's at rank 1); what costs time is passes over the activations
-(``benchmarks/rollout_throughput.py``). On the CPU, float32 and bfloat16 layers outside autograd
+The extra arithmetic is small (0.3% of SmolLM2-135M's at rank 1); what costs time is passes over
+the activations (``benchmarks/rollout_throughput.py``). On the CPU, float32 and bfloat16 layers outside autograd
 (all rollouts) use a fused C kernel (:mod:`trainer.kernel`) that forms each row's x B and updates
 its output row in one pass, on torch's threads. Elsewhere (fp16, CUDA, a pass with gradients, or
 no C compiler) the term is a few torch ops per layer, and three things keep those cheap:

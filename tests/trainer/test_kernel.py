@@ -93,6 +93,12 @@ def test_bfloat16_rounds_to_nearest_like_torch(library, g, n, din, dout, r, thre
     assert (out == expected.to(torch.bfloat16)).float().mean() > 0.99
 
 
+def _one_layer(layer, rank=1):
+    """A lone layer as the only target, and a population of two for it."""
+    targets = [Target("layer", layer, layer.out_features, layer.in_features)]
+    return targets, sample_population(targets, seed=0, generation=0, population_size=2, rank=rank, sigma=0.5)
+
+
 @pytest.mark.parametrize("r,threads", [(0, 1), (kernel.MAX_RANK + 1, 1), (1, 0)])
 def test_out_of_range_rank_or_threads_touch_nothing(library, r, threads):
     x, out, a, b = _case(2, 2, 8, 8, max(r, 1), torch.float32)
@@ -104,10 +110,7 @@ def test_out_of_range_rank_or_threads_touch_nothing(library, r, threads):
 
 
 def test_a_rank_above_the_kernels_limit_takes_torch_ops(fp32_kernel):
-    layer = torch.nn.Linear(4, 3)
-    targets = [Target("layer", layer, 3, 4)]
-    population = sample_population(targets, seed=0, generation=0, population_size=2, rank=kernel.MAX_RANK + 1,
-                                   sigma=0.5)
+    targets, population = _one_layer(torch.nn.Linear(4, 3), rank=kernel.MAX_RANK + 1)
     with PopulationPatch(targets) as patch:
         patch.set_population(population)
         assert patch.fused_layers == 0
@@ -145,8 +148,7 @@ def test_an_output_without_the_rows_the_kernel_would_write_takes_torch_ops(fp32_
             return super().forward(x)[:1]
 
     layer = FirstRowOnly(4, 3)
-    targets = [Target("layer", layer, 3, 4)]
-    population = sample_population(targets, seed=0, generation=0, population_size=2, rank=1, sigma=0.5)
+    targets, population = _one_layer(layer)
     with torch.no_grad(), PopulationPatch(targets) as patch:
         patch.set_population(population)
         assert patch.fused_layers == 1
@@ -239,8 +241,7 @@ def test_bfloat16_model_through_the_kernel_is_as_close_to_float32_as_torch_ops(t
 def test_a_non_contiguous_input_takes_the_torch_path(fp32_kernel):
     """The kernel needs contiguous rows; anything else (here a transposed view) still gets its term."""
     layer = torch.nn.Linear(6, 5)
-    targets = [Target("layer", layer, 5, 6)]
-    population = sample_population(targets, seed=0, generation=0, population_size=2, rank=1, sigma=0.5)
+    targets, population = _one_layer(layer)
     x = torch.randn(6, 4).T  # (4, 6), not contiguous
     with torch.no_grad(), PopulationPatch(targets) as patch:
         patch.set_population(population)
