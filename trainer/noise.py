@@ -33,7 +33,8 @@ def member_layout(population_size: int, *, mirrored: bool = True) -> tuple[torch
     Mirrored: member 2j is +E_j and member 2j+1 is −E_j. Otherwise member i is +E_i.
     """
     if population_size < 1 or (mirrored and population_size % 2):
-        rule = "an even number ≥ 2 (mirrored pairs)" if mirrored else "≥ 1"
+        rule = ("even when mirrored (an even number ≥ 2: members come in ±E pairs); use an even number or "
+                "mirrored = false") if mirrored else "≥ 1"
         raise ValueError(f"population_size={population_size} must be {rule}")
     idx = torch.arange(population_size)
     if mirrored:

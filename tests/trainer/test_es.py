@@ -115,7 +115,7 @@ def test_per_prompt_fitness_and_errors_name_member_and_prompt(tokenizer):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(population_size=5), "population_size=5 must be an even number"),
+        (dict(population_size=5), "population_size=5 must be even when mirrored"),
         (dict(sigma=0), "sigma=0 must be > 0"),
         (dict(optimizer="lion"), "optimizer='lion' must be one of"),
         (dict(shaping="softmax"), "shaping='softmax' is not known"),
