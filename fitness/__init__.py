@@ -28,6 +28,7 @@ from fitness.divergences import (
     tv_divergence,
     wasserstein_divergence,
 )
+from fitness.rewards import leave_one_out_reward, per_sample_reward
 from fitness.scoring import CorpusScore, ScoreReport, score_corpus
 from fitness.support import SupportIndex, supported
 from fitness.text import TextFitness
@@ -58,9 +59,11 @@ __all__ = [
     "informative",
     "js_divergence",
     "kl_divergence",
+    "leave_one_out_reward",
     "length_penalty",
     "make_component",
     "parse_spec",
+    "per_sample_reward",
     "precision",
     "precision_score",
     "reference_k",
