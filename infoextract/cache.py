@@ -17,7 +17,7 @@ from pathlib import Path
 
 from infoextract.facts import Extraction, Fact
 
-__all__ = ["ExtractionCache", "content_key"]
+__all__ = ["CacheError", "ExtractionCache", "content_key"]
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS extractions (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 # Layout of a stored value (see _encode). Bump it whenever that layout changes: a file written in
@@ -50,31 +50,92 @@ def _decode(value: str) -> Extraction:
                             for k, key, text, start, end, label, source, dup in json.loads(value)))
 
 
+class CacheError(ValueError):
+    """The cache path cannot be used as a cache; the message names the file and the fix."""
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every sqlite 3 database file
+
+
+def _first_existing(path: Path) -> Path:
+    for folder in path.parents:
+        if folder.exists():
+            return folder
+    return path.parent
+
+
 class ExtractionCache:
     """Extractions keyed by :func:`content_key`, stored in one sqlite file.
 
     Args:
-        path: the database file (created with its folder when missing).
+        path: the database file (created with its folder when missing). An existing file must be
+            an sqlite database holding nothing but this cache's table: anything else (a corpus
+            passed by mistake, another program's database) raises :class:`CacheError` untouched.
     """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        if self.path.exists() and self.path.is_dir():
-            raise IsADirectoryError(f"cache={str(self.path)!r} is a folder; pass a file path such as facts-cache.sqlite")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        shown = f"cache={str(self.path)!r}"
+        if self.path.is_dir():
+            raise CacheError(f"{shown} is a folder; pass a file path such as facts-cache.sqlite")
+        if self.path.exists() and not self.path.is_file():
+            raise CacheError(f"{shown} is not a regular file; pass a file path such as facts-cache.sqlite")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise CacheError(f"{shown} is under {_first_existing(self.path)}, which is a file, not a folder; "
+                             "pass a path in a folder") from None
+        except OSError as err:
+            raise CacheError(f"{shown}: its folder {self.path.parent} cannot be created ({err.strerror}); "
+                             "pass a path in a folder you can write to") from None
+        self._check_header(shown)
         try:
             self._conn = sqlite3.connect(str(self.path), timeout=30)
+        except sqlite3.Error as err:
+            raise CacheError(f"{shown} cannot be opened ({err}); check that its folder is writable, "
+                             "or pass another path") from None
+        try:
+            self._check_tables(shown)  # before anything writes: another program's database stays as it was
             self._conn.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
             self._conn.execute(_SCHEMA)
             if self._conn.execute("PRAGMA user_version").fetchone()[0] != _FORMAT:
                 self._conn.execute("DELETE FROM extractions")
                 self._conn.execute(f"PRAGMA user_version={_FORMAT}")
             self._conn.commit()
+        except CacheError:
+            self._conn.close()
+            raise
+        except sqlite3.OperationalError as err:  # read-only file or folder, locked, disk full
+            self._conn.close()
+            raise CacheError(f"{shown} cannot be written ({err}); make the file and its folder writable, "
+                             "or pass another path") from None
         except sqlite3.DatabaseError as err:
-            raise ValueError(
-                f"cache={str(self.path)!r} is not a usable sqlite database ({err}); "
-                "delete it or pass another path"
-            ) from None
+            self._conn.close()
+            raise CacheError(f"{shown} is not a usable sqlite database ({err}); delete it (it is only a cache) "
+                             "or pass another path") from None
+
+    def _check_header(self, shown: str) -> None:
+        """Refuse, without opening it with sqlite, an existing file that is not an sqlite database."""
+        try:
+            with self.path.open("rb") as fh:
+                head = fh.read(len(_SQLITE_HEADER))
+        except FileNotFoundError:
+            return
+        except OSError as err:
+            raise CacheError(f"{shown} cannot be read ({err.strerror}); fix its permissions or pass another path") from None
+        if head and head != _SQLITE_HEADER:  # an empty file is a new, empty database to sqlite
+            raise CacheError(f"{shown} is not an sqlite database (it starts with {head[:8]!r}); it was left "
+                             "untouched: if it is an old cache, delete it, else pass another path such as "
+                             "facts-cache.sqlite")
+
+    def _check_tables(self, shown: str) -> None:
+        tables = sorted(name for (name,) in self._conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"))
+        columns = [row[1] for row in self._conn.execute("PRAGMA table_info(extractions)")]
+        if [t for t in tables if t != "extractions"] or (tables and columns != ["key", "value"]):
+            raise CacheError(f"{shown} is an sqlite database but not an extraction cache (tables: "
+                             f"{', '.join(tables)}); it was left untouched: pass another path such as "
+                             "facts-cache.sqlite")
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Extraction]:
         """The cached extractions among ``keys`` (missing keys are absent from the result)."""
