@@ -9,12 +9,16 @@ perturbation and fitness differences are signal, not sampling luck.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
+from trainer.fields import config_field
 from trainer.noise import Population, derive_seed
 from trainer.patch import PopulationPatch
 
@@ -23,33 +27,39 @@ Prompt = str | list[dict]  # plain text, or chat messages [{"role": ..., "conten
 NEUTRAL_SAMPLING = dict(temperature=None, top_p=None, top_k=None)
 
 
+
 @dataclass(frozen=True)
 class RolloutConfig:
-    """How each member's completions are decoded.
+    """Which prompts each generation rolls out, and how each member's completions are decoded.
 
-    ``min_new_tokens`` holds back the end-of-sequence token that long (0: no minimum).
+    ``prompts_per_generation`` samples that many training prompts per generation (0: all), the
+    same for every member. ``min_new_tokens`` holds back the end-of-sequence token that long.
     ``greedy`` decodes argmax tokens (then all k rollouts of a prompt are equal); otherwise tokens
     are sampled at ``temperature`` with optional ``top_k``/``top_p`` and common random numbers.
     ``max_rows`` caps the rows of one ``generate`` call (chunks split at member boundaries);
     ``chat_template`` None applies the tokenizer's template when it has one.
     """
 
-    max_new_tokens: int = 64
-    rollouts_per_prompt: int = 1
-    temperature: float = 1.0
-    top_k: int | None = None
-    top_p: float | None = None
-    greedy: bool = False
-    max_rows: int | None = None
-    chat_template: bool | None = None
-    min_new_tokens: int = 0
+    max_new_tokens: int = config_field(64, "longest completion in tokens")
+    rollouts_per_prompt: int = config_field(1, "completions per prompt and member")
+    prompts_per_generation: int = config_field(0, "training prompts per generation, the same for every member (0: all)")
+    temperature: float = config_field(1.0, "sampling temperature (when greedy is false)")
+    top_k: int | None = config_field(None, "top-k filter when sampling (0: off)", none_as=0)
+    top_p: float | None = config_field(None, "nucleus filter when sampling (1: off)", none_as=1.0)
+    greedy: bool = config_field(False, "argmax decoding; false samples at temperature with common random numbers")
+    max_rows: int | None = config_field(None, "most rows in one generate call (0: the whole population at once)", none_as=0)
+    chat_template: bool | None = config_field(None, "apply the tokenizer's chat template (unset: when it has one)")
+    min_new_tokens: int = config_field(0, "shortest completion in tokens: end-of-sequence is held back until then")
 
     def __post_init__(self) -> None:
         _check(self.max_new_tokens >= 1, "max_new_tokens", self.max_new_tokens, "an integer ≥ 1")
         _check(0 <= self.min_new_tokens <= self.max_new_tokens, "min_new_tokens", self.min_new_tokens,
                f"in [0, max_new_tokens={self.max_new_tokens}]")
         _check(self.rollouts_per_prompt >= 1, "rollouts_per_prompt", self.rollouts_per_prompt, "an integer ≥ 1")
-        _check(self.temperature > 0, "temperature", self.temperature, "> 0 (use greedy=True for argmax)")
+        _check(self.prompts_per_generation >= 0, "prompts_per_generation", self.prompts_per_generation,
+               "an integer ≥ 0 (0: all prompts)")
+        _check(math.isfinite(self.temperature) and self.temperature > 0, "temperature", self.temperature,
+               "> 0 and finite (use greedy=True for argmax)")
         _check(self.top_k is None or self.top_k >= 1, "top_k", self.top_k, "None or an integer ≥ 1")
         _check(self.top_p is None or 0 < self.top_p <= 1, "top_p", self.top_p, "None or in (0, 1]")
         _check(self.max_rows is None or self.max_rows >= 1, "max_rows", self.max_rows, "None or ≥ 1")
@@ -144,10 +154,12 @@ def generate_rollouts(
     members: Sequence[int] | None = None,
     seed: int = 0,
     generation: int = 0,
+    progress: bool = False,
 ) -> Rollouts:
     """Roll out ``members`` of ``population`` (or the centre model when ``population`` is None)
     on every prompt, ``config.rollouts_per_prompt`` times each, in as few ``generate`` calls as
-    ``config.max_rows`` allows. Returns texts grouped [member][prompt][rollout].
+    ``config.max_rows`` allows (``progress`` shows a bar over them). Returns texts grouped
+    [member][prompt][rollout].
     """
     if not prompts:
         raise ValueError("prompts is empty: pass at least one prompt")
@@ -166,7 +178,8 @@ def generate_rollouts(
     device = next(model.parameters()).device
     out: list[list[str]] = [[] for _ in members]
     new_tokens = 0
-    for positions, rows in _chunks(len(members), len(row_seeds), config.max_rows):
+    chunks = _chunks(len(members), len(row_seeds), config.max_rows)
+    for positions, rows in tqdm(chunks, desc="rollout batches", leave=False, disable=not progress or len(chunks) < 2):
         n = len(positions)
         batch_ids = ids[rows].repeat(n, 1).to(device)
         batch_mask = mask[rows].repeat(n, 1).to(device)
@@ -201,3 +214,42 @@ def _count_new_tokens(completion: torch.Tensor, eos_id: int | None, pad_id: int)
         return int(completion.numel())
     done = (completion == eos_id).int().cumsum(1)
     return int(((done == 0) | ((done == 1) & (completion == eos_id))).sum())
+
+
+@runtime_checkable
+class RolloutBackend(Protocol):
+    """What the training loop rolls out with: members × prompts × rollouts in, texts out.
+
+    ``rollout(prompts, config, population=None, members=None, seed=0, generation=0)`` returns
+    :class:`Rollouts` with texts ``[member][prompt][rollout]`` (``members`` in the order given; the
+    centre model when ``population`` is None), sampling with the common random numbers of
+    (seed, generation, prompt, rollout index), so every backend gives the members the same noise.
+    ``refresh()`` is called after each update, for backends that hold a copy of the weights.
+    """
+
+    def rollout(self, prompts: Sequence[Prompt], config: RolloutConfig, *, population: Population | None = None,
+                members: Sequence[int] | None = None, seed: int = 0, generation: int = 0,
+                progress: bool = False) -> Rollouts: ...
+
+    def refresh(self) -> None: ...
+
+
+class HFBackend:
+    """Hugging Face ``generate`` with the patched forward pass (:class:`~trainer.patch.PopulationPatch`):
+    the default backend and the reference the others are tested against."""
+
+    def __init__(self, model: nn.Module, tokenizer, patch: PopulationPatch):
+        self.model, self.tokenizer, self.patch = model, tokenizer, patch
+
+    def rollout(self, prompts, config, *, population=None, members=None, seed=0, generation=0,
+                progress=False) -> Rollouts:
+        if population is None:
+            return generate_rollouts(self.model, self.tokenizer, prompts, config, seed=seed, generation=generation,
+                                     progress=progress)
+        with self.patch:
+            return generate_rollouts(self.model, self.tokenizer, prompts, config, patch=self.patch,
+                                     population=population, members=members, seed=seed, generation=generation,
+                                     progress=progress)
+
+    def refresh(self) -> None:
+        """Nothing to do: ``generate`` reads the model's own (updated) weights."""

@@ -95,6 +95,19 @@ SHAPERS: dict[str, Callable[..., torch.Tensor]] = {
 }
 
 
+def register_shaper(name: str):
+    """Register a shaping function ``fn(fitness, *, population_size=None) -> (P,) tensor`` under
+    ``name`` (a decorator); it can then be chosen as ``shaping = "name"`` anywhere."""
+
+    def deco(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        if name in SHAPERS:
+            raise ValueError(f"shaper {name!r} is already registered; pick another name")
+        SHAPERS[name] = fn
+        return fn
+
+    return deco
+
+
 def get_shaper(name: str) -> Callable[..., torch.Tensor]:
     """The shaping function registered as ``name``; an unknown name lists the available ones."""
     try:
