@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
+from esfit.outputs import AtomicWriter, OutputError, check_output_file
 from infoextract.loaders import LOADERS, FormatError, load_corpus
-from infoextract.records import Record, group_by_prompt, write_records
+from infoextract.records import Record, group_by_prompt
 
 
 def corpus_summary(records: list[Record]) -> str:
@@ -32,8 +33,8 @@ def corpus_summary(records: list[Record]) -> str:
 @click.command("convert")
 @click.argument("format", metavar="FORMAT", type=click.Choice(sorted(LOADERS)))
 @click.argument("input", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The JSONL corpus to write (one record a line).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="The JSONL corpus to write (one record a line; missing folders are created).")
 @click.option("--dedupe/--keep-duplicates", default=None,
               help="squad, mgtbench: keep only the first of identical human spans of a question "
                    "(default: keep them, each is a separate annotator).")
@@ -43,7 +44,7 @@ def corpus_summary(records: list[Record]) -> str:
 @click.option("--model-author", default=None, help="mgtbench: the author name of the model answers (default chatgpt).")
 @click.option("--max-prompts", type=click.IntRange(min=1), default=None,
               help="Keep only the first N prompts (in file order).")
-def convert(format: str, input: Path, output: Path, dedupe: bool | None, stories: Path | None,
+def convert(format: str, input: Path, output: str, dedupe: bool | None, stories: Path | None,
             model_author: str | None, max_prompts: int | None) -> None:
     """Convert INPUT, a file in a public FORMAT, to a JSONL corpus of records.
 
@@ -55,6 +56,10 @@ def convert(format: str, input: Path, output: Path, dedupe: bool | None, stories
       mgtbench       MGTBench CSV: human spans and the ChatGPT answer
       multiref       JSON/JSONL {prompt_id, source, prompt?, references, systems}
     """
+    try:  # before reading: the output must not be an input, and must be writable
+        check_output_file(output, inputs={"INPUT": input, "--stories": stories}, option="-o")
+    except OutputError as err:
+        raise click.UsageError(str(err)) from None
     try:
         records = load_corpus(format, input, dedupe=dedupe, stories=stories, model_author=model_author)
     except (FormatError, FileNotFoundError) as err:
@@ -66,6 +71,11 @@ def convert(format: str, input: Path, output: Path, dedupe: bool | None, stories
         records = [r for group in groups for r in group]
     if not records:
         raise click.ClickException(f"{input} holds no records in format {format!r}; nothing written to {output}")
-    write_records(records, output)
+    try:
+        with AtomicWriter(output) as out:  # a lone surrogate from a JSON escape is written back as that escape
+            for record in records:
+                out.write_json_line(record.to_dict())
+    except OSError as err:
+        raise click.ClickException(f"-o {output}: writing failed ({err.strerror or err}); {output} was not changed") from None
     click.echo(f"wrote {output}")
     click.echo(corpus_summary(records))

@@ -4,6 +4,10 @@ The prompts are a corpus of records (their ``prompt`` and ``source`` fields; ref
 needed); each prompt is asked "passage + question" through the chat template, exactly as in
 training, and every completion becomes a record with ``author`` = the model's name. The output is
 what ``esfit score --candidates`` reads.
+
+Every option and the output path are checked before the model loads. Completions are written as
+they come to a partial file beside OUTPUT, renamed to OUTPUT at the end: a run that fails or is
+interrupted half-way keeps what it generated and says where.
 """
 
 from __future__ import annotations
@@ -12,7 +16,43 @@ from pathlib import Path
 
 import click
 
-from esfit.config import TrainConfig
+from esfit.outputs import AtomicWriter, OutputError, check_output_file
+from esfit.prompts import DEFAULT_PROMPT_TEMPLATE, TemplateError, check_prompt_template
+from infoextract.loaders import LOADERS
+
+_DEVICE_HINT = "cpu, cuda, cuda:N or mps"
+
+
+def check_device(device: str, *, option: str = "--device") -> str:
+    """``device`` when this machine has it; else a ``ValueError`` naming ``option``, saying what the
+    machine lacks and suggesting ``cpu``. Imports torch, so call it after the cheap checks."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(f"{option} {device!r} is not a torch device; use {_DEVICE_HINT}") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{option} {device!r}: CUDA is not available on this machine (torch {torch.__version__}, "
+                             "torch.cuda.is_available() is False); use --device cpu")
+        count = torch.cuda.device_count()
+        if parsed.index is not None and parsed.index >= count:
+            raise ValueError(f"{option} {device!r}: this machine has {count} CUDA device(s), cuda:0 to "
+                             f"cuda:{count - 1}; pick one of them or use --device cpu")
+    elif parsed.type == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise ValueError(f"{option} {device!r}: Apple MPS is not available on this machine; use --device cpu")
+    elif parsed.type != "cpu":
+        raise ValueError(f"{option} {device!r}: esfit runs models on {_DEVICE_HINT}")
+    return device
+
+
+def _check_template(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        return check_prompt_template(value, option="--prompt-template")
+    except TemplateError as err:  # the message names the option already
+        raise click.UsageError(str(err), ctx=ctx) from None
 
 
 @click.command("generate")
@@ -20,9 +60,11 @@ from esfit.config import TrainConfig
               help="Embedded model name or a save_pretrained folder (e.g. a training checkpoint).")
 @click.option("--prompts", "prompts_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Corpus whose records give the prompts (prompt_id, prompt, optional source).")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="JSONL corpus to write.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="JSONL corpus to write (missing folders are created; completions go to OUTPUT.*.partial "
+                   "as they come, renamed to OUTPUT at the end).")
 @click.option("--format", "data_format", default="jsonl", show_default=True,
+              type=click.Choice(["jsonl", *sorted(LOADERS)]),
               help="jsonl, or a loader of `esfit convert` for the prompts file.")
 @click.option("--rollouts", type=click.IntRange(min=1), default=1, show_default=True, help="Completions per prompt.")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=96, show_default=True)
@@ -34,20 +76,30 @@ from esfit.config import TrainConfig
               help="Prompts × rollouts decoded in one generate call.")
 @click.option("--max-prompts", type=click.IntRange(min=0), default=0, help="Only the first N prompts (0: all).")
 @click.option("--author", default=None, help="Author field of the records (default: the model's name).")
-@click.option("--prompt-template", default=TrainConfig.prompt_template, show_default=False,
-              help="User message from {source} and {prompt} (default: passage, blank line, question).")
-@click.option("--device", default="cpu", show_default=True)
-def generate(model_name: str, prompts_path: Path, output: Path, data_format: str, rollouts: int, max_new_tokens: int,
+@click.option("--prompt-template", default=DEFAULT_PROMPT_TEMPLATE, show_default=False, callback=_check_template,
+              help="User message from {source} and {prompt} ({prompt} required; default: passage, blank line, "
+                   "question).")
+@click.option("--device", default="cpu", show_default=True, help=f"Where the model runs: {_DEVICE_HINT}.")
+def generate(model_name: str, prompts_path: Path, output: str, data_format: str, rollouts: int, max_new_tokens: int,
              greedy: bool, temperature: float, seed: int, batch_rows: int, max_prompts: int, author: str | None,
              prompt_template: str, device: str) -> None:
     """Answer every prompt of PROMPTS with MODEL and write the completions as a corpus."""
+    try:  # before any work: the output must not be the prompts file, and must be writable
+        check_output_file(output, inputs={"--prompts": prompts_path}, option="-o")
+    except OutputError as err:
+        raise click.UsageError(str(err)) from None
+
     from tqdm.auto import tqdm
 
     from esfit.models import load_model
     from esfit.prompts import load_prompt_set
-    from infoextract import CorpusError, write_records
+    from infoextract import CorpusError
     from trainer import RolloutConfig, generate_rollouts
 
+    try:
+        check_device(device)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
     try:
         prompts = load_prompt_set(prompts_path, data_format=data_format, template=prompt_template, limit=max_prompts)
         model, tokenizer = load_model(model_name, device=device)
@@ -56,12 +108,24 @@ def generate(model_name: str, prompts_path: Path, output: Path, data_format: str
     config = RolloutConfig(max_new_tokens=max_new_tokens, rollouts_per_prompt=rollouts, temperature=temperature,
                            greedy=greedy)
     per_call = max(1, batch_rows // rollouts)
-    texts: list[list[str]] = []
-    for start in tqdm(range(0, len(prompts), per_call), desc="generate", unit="batch"):
-        chunk = prompts.messages[start : start + per_call]
-        # seeds derive from the prompt text, so batching does not change what a prompt gets
-        texts.extend(generate_rollouts(model, tokenizer, chunk, config, seed=seed).texts[0])
     name = author or Path(model_name).name
-    records = prompts.records(texts, author=name, meta={"seed": seed, "greedy": greedy})
-    write_records(records, output)
-    click.echo(f"wrote {len(records)} completions for {len(prompts)} prompts to {output}")
+    meta = {"seed": seed, "greedy": greedy}
+    writer = AtomicWriter(output)
+    done = written = 0
+    try:
+        with writer:
+            for start in tqdm(range(0, len(prompts), per_call), desc="generate", unit="batch"):
+                chunk = prompts.messages[start : start + per_call]
+                # seeds derive from the prompt text, so batching does not change what a prompt gets
+                texts = generate_rollouts(model, tokenizer, chunk, config, seed=seed).texts[0]
+                for record in prompts.records(texts, author=name, meta=meta, start=start):
+                    writer.write_json_line(record.to_dict())
+                    written += 1
+                writer.flush()
+                done += len(chunk)
+    except BaseException:
+        if writer.partial is not None:
+            click.echo(f"generate stopped after {done} of {len(prompts)} prompts: the {written} completions written "
+                       f"so far are in {writer.partial} ({output} was not changed)", err=True)
+        raise
+    click.echo(f"wrote {written} completions for {len(prompts)} prompts to {output}")
