@@ -11,17 +11,32 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from esfit.config import load_config
+from infoextract.records import Record, read_records
 
-__all__ = ["DEMO_CONFIG", "DemoResult", "run_demo"]
+__all__ = ["DEMO_CONFIG", "DEMO_DIR", "DemoResult", "load_demo_corpus", "run_demo"]
 
 # datasets/ sits beside the packages in a checkout (the package is installed editable)
-DEMO_CONFIG = Path(__file__).resolve().parents[1] / "datasets" / "demo" / "train.toml"
+DEMO_DIR = Path(__file__).resolve().parents[1] / "datasets" / "demo"
+DEMO_CONFIG = DEMO_DIR / "train.toml"
+SPLITS = ("train", "heldout")
+
+
+def load_demo_corpus(data_dir: str | Path = DEMO_DIR, splits: Sequence[str] = SPLITS) -> dict[str, list[Record]]:
+    """The demo corpus: split name -> records (``<data_dir>/<split>.jsonl``)."""
+    data_dir = Path(data_dir)
+    missing = [s for s in splits if not (data_dir / f"{s}.jsonl").is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"demo corpus split(s) {', '.join(missing)} not found in {data_dir}; run from a checkout of "
+            "esfit (the corpus lives in datasets/demo) or pass --data-dir"
+        )
+    return {s: read_records(data_dir / f"{s}.jsonl") for s in splits}
 
 
 @dataclass

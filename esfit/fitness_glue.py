@@ -1,32 +1,26 @@
-"""From a fitness spec to the trainer's fitness values, with extraction batched per generation.
+"""From a fitness spec to the trainer's :class:`~trainer.scoring.Scores`, with extraction batched per generation.
 
-The trainer core calls a fitness once per member; extraction (spaCy) is the expensive part, and
-doing it member by member would parse the same greedy completions again and again. Here a whole
-generation's completions (this rank's members × prompts × rollouts) go through one
-:meth:`fitness.TextFitness.score_population` call: one extractor call for every distinct text,
-then cheap per-member scoring. The result is a (members, prompts) matrix of per-prompt totals (the
-groups of EGGROLL's z-score shaping) plus each member's component means for logging.
+The trainer asks its :class:`~trainer.scoring.Scorer` for a whole generation's scores at once;
+extraction (spaCy) is the expensive part, and doing it member by member would parse the same
+completions again and again. Here a whole generation's completions (this rank's members × prompts ×
+rollouts) go through one :meth:`fitness.TextFitness.score_population` call: one extractor call for
+every distinct text, then cheap per-member scoring. The result is a (members, prompts) matrix of
+per-prompt totals (the groups of EGGROLL's z-score shaping) plus each member's component means for
+logging. A plain Python fitness needs none of this: the trainer adapts it itself
+(:class:`trainer.scoring.CallableScorer`).
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
-__all__ = ["CallableFitness", "FitnessError", "GenerationScores", "PopulationFitness", "TimedExtractor"]
+from trainer.scoring import FitnessError, Scores
 
-
-class FitnessError(RuntimeError):
-    """The fitness raised; ``member`` and ``prompt_id`` say where (None when not found)."""
-
-    def __init__(self, message: str, *, member: int | None = None, prompt_id: str | None = None):
-        super().__init__(message)
-        self.member, self.prompt_id = member, prompt_id
+__all__ = ["FitnessError", "PopulationFitness", "TimedExtractor", "build_population_fitness"]
 
 
 class TimedExtractor:
@@ -42,21 +36,6 @@ class TimedExtractor:
             return self.extractor.extract(texts, sources, progress=progress)
         finally:
             self.seconds += time.perf_counter() - t0
-
-
-@dataclass
-class GenerationScores:
-    """Fitness of some members: ``by_prompt`` (m, G) per-prompt totals, ``totals`` (m,) and the
-    members' component means (m, C) named by ``component_names``; seconds spent extracting and
-    scoring (extraction excluded)."""
-
-    by_prompt: torch.Tensor
-    totals: torch.Tensor
-    components: torch.Tensor
-    component_names: list[str]
-    extraction_s: float = 0.0
-    fitness_s: float = 0.0
-    per_member: list[Any] = field(default_factory=list)
 
 
 class PopulationFitness:
@@ -78,7 +57,7 @@ class PopulationFitness:
             self.text_fitness.score_population([[[""] for _ in prompt_ids]], list(prompt_ids))
 
     def score(self, texts: Sequence[Sequence[Sequence[str]]], prompt_ids: Sequence[str],
-              members: Sequence[int]) -> GenerationScores:
+              members: Sequence[int]) -> Scores:
         before = self.timer.seconds if self.timer else 0.0
         t0 = time.perf_counter()
         try:
@@ -90,9 +69,8 @@ class PopulationFitness:
         by_prompt = torch.tensor([[r.per_prompt[str(p)]["total"] for p in prompt_ids] for r in results],
                                  dtype=torch.float64)
         comps = torch.tensor([[r.components[c] for c in self.component_names] for r in results], dtype=torch.float64)
-        totals = torch.tensor([r.total for r in results], dtype=torch.float64)
-        return GenerationScores(by_prompt, totals, comps, list(self.component_names), extraction,
-                                max(0.0, elapsed - extraction), results)
+        return Scores(by_prompt, comps, list(self.component_names), extraction, max(0.0, elapsed - extraction),
+                      results)
 
     def _locate(self, texts, prompt_ids, members, exc: Exception) -> FitnessError:
         for i, groups in enumerate(texts):
@@ -105,40 +83,6 @@ class PopulationFitness:
                         f"(completions: {[r[:80] for r in rollouts]})", member=members[i], prompt_id=str(pid))
         return FitnessError(f"the fitness raised scoring members {list(members)[:4]}... on prompts "
                             f"{list(prompt_ids)[:4]}: {exc!r}")
-
-
-class CallableFitness:
-    """A Python fitness ``fn(completions_by_prompt, prompt_ids) -> float`` (higher is better) in
-    the same form; called once per (member, prompt) with ``per_prompt``, else once per member."""
-
-    component_names = ["fitness"]
-
-    def __init__(self, fn: Callable[[Sequence[Sequence[str]], Sequence[str]], float], *, per_prompt: bool = True):
-        if not callable(fn):
-            raise TypeError(f"fitness must be callable, got {type(fn).__name__}")
-        self.fn, self.per_prompt = fn, per_prompt
-
-    def _call(self, member: int, groups, pids) -> float:
-        try:
-            value = self.fn(groups, pids)
-        except Exception as exc:
-            where = f" on prompt {pids[0]!r}" if len(pids) == 1 else f" on prompts {list(pids)[:4]}"
-            raise FitnessError(f"the fitness raised for member {member}{where}: {exc!r}", member=member,
-                               prompt_id=str(pids[0]) if len(pids) == 1 else None) from exc
-        return math.nan if value is None else float(value)
-
-    def score(self, texts, prompt_ids, members) -> GenerationScores:
-        t0 = time.perf_counter()
-        rows = []
-        for i, groups in enumerate(texts):
-            if self.per_prompt:
-                rows.append([self._call(members[i], [g], [p]) for g, p in zip(groups, prompt_ids)])
-            else:
-                rows.append([self._call(members[i], groups, list(prompt_ids))])
-        by_prompt = torch.tensor(rows, dtype=torch.float64)
-        totals = by_prompt.mean(1)
-        return GenerationScores(by_prompt, totals, totals.unsqueeze(1).clone(), ["fitness"], 0.0,
-                                time.perf_counter() - t0)
 
 
 def build_population_fitness(spec: Any, references_by_prompt: Mapping[str, Sequence[Any]], *,

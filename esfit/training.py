@@ -1,20 +1,19 @@
-"""A training run end to end: config → data → fitness → model → ES generations → summary.
+"""``esfit train`` as a function: config → data → scorer → model → the trainer's loop → summary.
 
-Each generation: the trainer's noise (``EvolutionStrategy.ask``), this rank's members rolled out
-on the generation's prompts in batched ``generate`` calls (``trainer.generate_rollouts``), the
-whole batch of completions scored with one extraction call (:mod:`esfit.fitness_glue`), the
-fitness values gathered from every rank (:mod:`trainer.distributed`), one update
-(``EvolutionStrategy.tell``). Every ``eval_every`` generations the centre model answers the
-held-out prompts with fixed sampling seeds; every ``checkpoint_every`` generations an atomic
-checkpoint is written (:mod:`trainer.checkpoint`). The run closes with before/after held-out
-fitness.
+The loop itself is :class:`trainer.ESTrainer`; this module only loads what it needs and says what to
+record. It reads the prompt sets (:mod:`esfit.prompts`), builds the scorer from the fitness spec
+(:mod:`esfit.fitness_glue`: one batched extraction call per generation), loads the model (or the
+checkpoint of a resumed run), and hands the loop its callbacks: the metrics log and the
+per-generation line (:mod:`esfit.runlog`), evaluations of the centre model on the held-out (and
+validation) prompts with fixed sampling seeds, their completions written as corpora under
+``eval/``, early stopping on the validation split, and atomic checkpoints (:mod:`trainer.checkpoint`).
+The run closes with before/after held-out fitness.
 """
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,27 +23,29 @@ import torch
 from tqdm.auto import tqdm
 
 from esfit.config import ConfigError, TrainConfig
-from esfit.fitness_glue import CallableFitness, FitnessError, build_population_fitness
+from esfit.fitness_glue import FitnessError, build_population_fitness
 from esfit.prompts import PromptSet, load_prompt_set
 from esfit.runlog import RunLog, format_metrics
+from trainer.callbacks import Checkpointing, EarlyStopping, Evaluation, TrainerCallback
 
-__all__ = ["EvalResult", "FitnessError", "TrainResult", "evaluate", "train"]
-
-EVAL_GENERATION = -1  # the sampling-seed generation of every evaluation: all evaluations share seeds
-TRAINING_KEYS = ("population_size", "rank", "sigma", "learning_rate", "optimizer", "momentum", "weight_decay",
-                 "shaping", "mirrored", "target_modules", "rollouts_per_prompt", "prompts_per_generation",
-                 "max_new_tokens", "greedy", "temperature", "top_k", "top_p", "seed", "group_by_prompt", "fitness")
+__all__ = ["EvalSummary", "FitnessError", "TrainResult", "train"]
 
 
 @dataclass
-class EvalResult:
-    """The centre model on held-out prompts after ``after_generations`` generations."""
+class EvalSummary:
+    """The centre model on the held-out prompts after ``after_generations`` generations (plain
+    values: it is saved in checkpoints, so a resumed run keeps its "before")."""
 
     after_generations: int
     fitness: float
     components: dict[str, float]
     texts: list[list[str]]  # [prompt][rollout]
     per_prompt: dict[str, float] = field(default_factory=dict)  # prompt id -> fitness
+
+    @classmethod
+    def of(cls, result) -> EvalSummary:
+        """From a :class:`trainer.EvalResult`."""
+        return cls(result.after_generations, result.fitness, result.components, result.texts, result.per_prompt)
 
     def row(self) -> dict[str, Any]:
         return {"kind": "eval", "after_generations": self.after_generations, "fitness": self.fitness,
@@ -57,178 +58,60 @@ class TrainResult:
 
     output_dir: Path
     history: list[dict[str, Any]] = field(default_factory=list)
-    evals: list[EvalResult] = field(default_factory=list)
-    before: EvalResult | None = None
-    after: EvalResult | None = None
+    evals: list[EvalSummary] = field(default_factory=list)
+    before: EvalSummary | None = None
+    after: EvalSummary | None = None
     checkpoint: Path | None = None
 
 
-def rollout_config(config: TrainConfig, *, rollouts: int | None = None):
-    from trainer import RolloutConfig
+class _Record(TrainerCallback):
+    """What the main rank writes and prints: metrics.jsonl lines, one line per generation, the
+    held-out evaluations (their completions as corpora under ``eval/``), the progress bar."""
 
-    return RolloutConfig(
-        max_new_tokens=config.max_new_tokens, rollouts_per_prompt=rollouts or config.rollouts_per_prompt,
-        temperature=config.temperature, top_k=config.top_k or None,
-        top_p=config.top_p if config.top_p < 1 else None, greedy=config.greedy, max_rows=config.max_rows or None,
-    )
+    def __init__(self, result: TrainResult, log: RunLog | None, eval_set: PromptSet | None, config: TrainConfig,
+                 say: Callable[[str], None], bar: tqdm | None):
+        self.result, self.log, self.eval_set, self.config, self.say, self.bar = result, log, eval_set, config, say, bar
 
+    def on_step_end(self, trainer, metrics):
+        self.result.history.append(metrics)
+        if self.bar is not None:
+            self.bar.update(1)
+        if self.log is not None:
+            self.log.write(metrics)
+            self.say(format_metrics(metrics, self.config.generations))
 
-def es_config(config: TrainConfig):
-    from trainer import ESConfig
-
-    return ESConfig(
-        population_size=config.population_size, rank=config.rank, sigma=config.sigma,
-        learning_rate=config.learning_rate, optimizer=config.optimizer, momentum=config.momentum,
-        weight_decay=config.weight_decay, shaping=config.shaping, mirrored=config.mirrored,
-        target_modules=config.target_modules, seed=config.seed,
-    )
-
-
-@torch.no_grad()
-def evaluate(model, tokenizer, prompts: PromptSet, scorer, config: TrainConfig, *, after_generations: int) -> EvalResult:
-    """Fitness of the centre model on ``prompts`` with the fixed evaluation sampling seeds."""
-    from trainer import generate_rollouts
-
-    rollouts = generate_rollouts(model, tokenizer, prompts.messages, rollout_config(config, rollouts=config.eval_rollouts),
-                                 seed=config.seed, generation=EVAL_GENERATION)
-    texts = rollouts.texts[0]
-    scores = scorer.score([texts], prompts.ids, [0])
-    comps = dict(zip(scores.component_names, scores.components[0].tolist()))
-    per_prompt = dict(zip(prompts.ids, scores.by_prompt[0].tolist()))
-    return EvalResult(after_generations, float(scores.totals[0]), comps, texts, per_prompt)
-
-
-def _device(config: TrainConfig, ctx) -> str:
-    if config.device != "auto":
-        return f"cuda:{ctx.local_rank}" if config.device == "cuda" and ctx.enabled else config.device
-    if torch.cuda.is_available():
-        return f"cuda:{ctx.local_rank}"
-    return "cpu"
-
-
-def _member_chunks(members: list[int], rows_per_member: int, max_rows: int) -> list[list[int]]:
-    per = max(1, max_rows // rows_per_member) if max_rows else len(members)
-    return [members[i : i + per] for i in range(0, len(members), per)]
-
-
-class _Run:
-    """The state of one run (kept out of ``train`` so each step reads as one short method)."""
-
-    def __init__(self, config: TrainConfig, fitness, ctx, echo: Callable[[str], None], progress: bool):
-        self.config, self.ctx, self.echo = config, ctx, echo
-        self.progress = progress and ctx.is_main
-        self.out = Path(config.output_dir)
-        kw = dict(data_format=config.data_format, template=config.prompt_template, system_prompt=config.system_prompt)
-        self.train_set = load_prompt_set(config.train_data, limit=config.max_train_prompts, **kw)
-        self.eval_set = (load_prompt_set(config.eval_data, limit=config.max_eval_prompts, **kw)
-                         if config.eval_data else None)
-        overlap = set(self.train_set.ids) & set(self.eval_set.ids) if self.eval_set else set()
-        if overlap:
-            raise ConfigError(f"eval_data shares prompt ids with train_data ({sorted(overlap)[:5]}): held-out "
-                              "prompts must not be trained on; split the corpus by prompt id")
-        if fitness is None:
-            refs = {**self.train_set.references, **(self.eval_set.references if self.eval_set else {})}
-            self.scorer = build_population_fitness(config.fitness or None, refs, pipeline=config.pipeline,
-                                                   cache=config.extraction_cache)
-            self.scorer.warm_up(list(refs))
-        elif hasattr(fitness, "score") and hasattr(fitness, "component_names"):
-            self.scorer = fitness
-        else:
-            self.scorer = CallableFitness(fitness, per_prompt=config.group_by_prompt)
-
-    def load(self, resume: str | None) -> dict[str, Any]:
-        from esfit.models import load_model
-        from trainer import EvolutionStrategy
-        from trainer.checkpoint import latest_checkpoint, load_checkpoint
-
-        checkpoint = latest_checkpoint(resume) if resume else None
-        if resume and checkpoint is None:
-            raise FileNotFoundError(f"--resume {resume}: no checkpoint found there (looked for gen-*/ folders "
-                                    "with trainer_state.pt, also under checkpoints/)")
-        device = _device(self.config, self.ctx)
-        self.model, self.tokenizer = load_model(str(checkpoint) if checkpoint else self.config.model,
-                                                dtype=self.config.dtype, device=device)
-        self.es = EvolutionStrategy(self.model, es_config(self.config))
-        self.checkpoint = checkpoint
-        return load_checkpoint(checkpoint, self.es, load_weights=False) if checkpoint else {}
-
-    def rollouts(self, generation: int, indices: list[int], members: list[int]) -> tuple[list, int]:
-        from trainer import generate_rollouts
-
-        population = self.es.ask()
-        prompts = [self.train_set.messages[j] for j in indices]
-        cfg = rollout_config(self.config)
-        texts, tokens = [], 0
-        chunks = _member_chunks(members, len(indices) * cfg.rollouts_per_prompt, self.config.max_rows)
-        with self.es.patch:
-            for chunk in tqdm(chunks, desc="rollout batches", leave=False, disable=not self.progress):
-                r = generate_rollouts(self.model, self.tokenizer, prompts, cfg, patch=self.es.patch,
-                                      population=population, members=chunk, seed=self.config.seed, generation=generation)
-                texts.extend(r.texts)
-                tokens += r.new_tokens
-        return texts, tokens
-
-    def score(self, texts, pids, members):
-        try:
-            scores = self.scorer.score(texts, pids, members)
-        except Exception:
-            if self.ctx.enabled:  # let the other ranks stop instead of waiting for our values
-                from trainer.distributed import PeerFailure
-
-                with contextlib.suppress(PeerFailure):
-                    self.ctx.gather_fitness(None, self.config.population_size)
-            raise
-        local = torch.cat([scores.by_prompt, scores.components], dim=1)  # (m, G + C)
-        full = self.ctx.gather_fitness(local, self.config.population_size)  # (P, G + C)
-        g = scores.by_prompt.shape[1]
-        return scores, full[:, :g], full[:, g:]
-
-    def step(self, generation: int) -> dict[str, Any]:
-        c = self.config
-        t0 = time.perf_counter()
-        from trainer import sample_prompt_indices
-
-        indices = sample_prompt_indices(len(self.train_set), c.prompts_per_generation, c.seed, generation)
-        members = self.ctx.members(c.population_size)
-        texts, tokens = self.rollouts(generation, indices, members)
-        t1 = time.perf_counter()
-        pids = [self.train_set.ids[j] for j in indices]
-        scores, by_prompt, comps = self.score(texts, pids, members)
-        t2 = time.perf_counter()
-        fitness = by_prompt if c.group_by_prompt else by_prompt.mean(1, keepdim=True)
-        metrics = self.es.tell(fitness)
-        t3 = time.perf_counter()
-        metrics.update(
-            kind="train", prompts=pids, rollout_s=t1 - t0, extraction_s=scores.extraction_s,
-            fitness_s=scores.fitness_s, update_s=t3 - t2, generation_s=t3 - t0,
-            tokens_per_s=tokens / max(t1 - t0, 1e-9) * self.ctx.world_size,
-            components={n: float(v) for n, v in zip(scores.component_names, comps.nanmean(0).tolist())},
-        )
-        return metrics
-
-    def save(self, extra: dict[str, Any]) -> Path:
-        from trainer.checkpoint import save_checkpoint
-
-        return save_checkpoint(self.out / "checkpoints", self.model, self.es, tokenizer=self.tokenizer,
-                               extra=extra, keep=self.config.keep_checkpoints)
-
-    def evaluate(self, log: RunLog) -> EvalResult:
-        result = evaluate(self.model, self.tokenizer, self.eval_set, self.scorer, self.config,
-                          after_generations=self.es.generation)
-        log.write(result.row())
+    def on_evaluate(self, trainer, result):
+        if result.name != "eval":
+            if self.log is not None:
+                self.log.write({"kind": result.name, "after_generations": result.after_generations,
+                                "fitness": result.fitness, "components": result.components})
+                self.say(f"[{result.name} after {result.after_generations} generations] fitness {result.fitness:.4f}")
+            return
+        summary = EvalSummary.of(result)
+        self.result.evals.append(summary)
+        if self.result.before is None:
+            self.result.before = summary
+        self.result.after = summary
+        if self.log is None:
+            return
         from infoextract import write_records
 
-        (self.out / "eval").mkdir(parents=True, exist_ok=True)
-        write_records(self.eval_set.records(result.texts, meta={"after_generations": result.after_generations}),
-                      self.out / "eval" / f"gen-{result.after_generations:06d}.jsonl")
-        comps = "  ".join(f"{k}={v:.3f}" for k, v in result.components.items())
-        self.echo(f"[eval after {result.after_generations} generations] held-out fitness {result.fitness:.4f}  {comps}")
+        self.log.write(summary.row())
+        folder = Path(self.config.output_dir) / "eval"
+        folder.mkdir(parents=True, exist_ok=True)
+        write_records(self.eval_set.records(summary.texts, meta={"after_generations": summary.after_generations}),
+                      folder / f"gen-{summary.after_generations:06d}.jsonl")
+        comps = "  ".join(f"{k}={v:.3f}" for k, v in summary.components.items())
+        self.say(f"[eval after {summary.after_generations} generations] held-out fitness {summary.fitness:.4f}  {comps}")
         for j in range(min(self.config.samples_shown, len(self.eval_set))):
-            self.echo(f"  {self.eval_set.ids[j]} Q: {self.eval_set.questions[j]}\n     A: {result.texts[j][0].strip()!r}")
-        return result
+            self.say(f"  {self.eval_set.ids[j]} Q: {self.eval_set.questions[j]}\n"
+                     f"     A: {summary.texts[j][0].strip()!r}")
+
+    def on_save(self, trainer, path):
+        self.result.checkpoint = path
 
 
-def _summary(before: EvalResult | None, after: EvalResult | None) -> str:
+def _summary(before: EvalSummary | None, after: EvalSummary | None) -> str:
     if before is None or after is None:
         return "no held-out evaluation (set eval_data)"
     lines = [f"{'held-out':<16} {'before':>9} {'after':>9} {'change':>9}",
@@ -241,17 +124,64 @@ def _summary(before: EvalResult | None, after: EvalResult | None) -> str:
     return "\n".join(lines)
 
 
+def _device(config: TrainConfig, ctx) -> str:
+    if config.device != "auto":
+        return f"cuda:{ctx.local_rank}" if config.device == "cuda" and ctx.enabled else config.device
+    return f"cuda:{ctx.local_rank}" if torch.cuda.is_available() else "cpu"
+
+
+def _prompt_sets(config: TrainConfig) -> dict[str, PromptSet]:
+    """train, and when given eval (held-out) and validation; no prompt may be in two of them."""
+    kw = dict(data_format=config.data_format, template=config.prompt_template, system_prompt=config.system_prompt)
+    sets = {"train": load_prompt_set(config.train_data, limit=config.max_train_prompts, **kw)}
+    for name, path in (("eval", config.eval_data), ("validation", config.validation_data)):
+        if path:
+            sets[name] = load_prompt_set(path, limit=config.max_eval_prompts, **kw)
+    names = list(sets)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            overlap = set(sets[a].ids) & set(sets[b].ids)
+            if overlap:
+                raise ConfigError(f"{b}_data shares prompt ids with {a}_data ({sorted(overlap)[:5]}): training, "
+                                  "validation and held-out prompts must be disjoint (held-out prompts must not be "
+                                  "trained on); split the corpus by prompt id")
+    return sets
+
+
+def _scorer(config: TrainConfig, fitness: Any, sets: dict[str, PromptSet]):
+    if fitness is not None:
+        return fitness  # a Scorer or a plain callable; the trainer adapts a callable
+    refs = {pid: recs for s in sets.values() for pid, recs in s.references.items()}
+    scorer = build_population_fitness(config.fitness or None, refs, pipeline=config.pipeline,
+                                      cache=config.extraction_cache)
+    scorer.warm_up(list(refs))
+    return scorer
+
+
+def _anchor_weights(config: TrainConfig, es) -> dict[str, torch.Tensor]:
+    """θ₀ of anchored weight decay on a resume: the starting model's target weights."""
+    from esfit.models import load_model
+
+    base, _ = load_model(config.model, dtype="float32", device="cpu")
+    modules = dict(base.named_modules())
+    return {t.name: modules[t.name].weight.detach() for t in es.targets}  # as stored (Conv1D: transposed)
+
+
 def train(config: TrainConfig, *, fitness: Any = None, resume: str | None = None, progress: bool = True,
           echo: Callable[[str], None] | None = None) -> TrainResult:
     """Run (or, with ``resume`` = an output or checkpoint folder, continue) a training run.
 
     ``fitness`` overrides ``config.fitness`` with a Python fitness: a callable
-    ``fn(completions_by_prompt, prompt_ids) -> float`` or an object with ``score`` and
-    ``component_names`` like :class:`esfit.fitness_glue.PopulationFitness`. Under ``torchrun`` the
-    population is split across the ranks; rank 0 evaluates, logs and writes checkpoints.
+    ``fn(completions_by_prompt, prompt_ids) -> float`` (called per (member, prompt) when
+    ``group_by_prompt``, else per member) or a :class:`trainer.Scorer` such as
+    :class:`esfit.fitness_glue.PopulationFitness`. Under ``torchrun`` the population is split across
+    the ranks; every rank evaluates, rank 0 logs and writes checkpoints.
     """
     from transformers.utils import logging as hf_logging
 
+    from esfit.models import load_model
+    from trainer import ESTrainer
+    from trainer.checkpoint import latest_checkpoint, load_checkpoint
     from trainer.distributed import init_distributed
 
     config.validate_paths()
@@ -262,54 +192,67 @@ def train(config: TrainConfig, *, fitness: Any = None, resume: str | None = None
     echo = echo or (lambda s: tqdm.write(s))
     ctx = init_distributed(config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     say = echo if ctx.is_main else (lambda s: None)
+    out = Path(config.output_dir)
     try:
-        run = _Run(config, fitness, ctx, say, progress)
-        extra = run.load(resume)
-        start = run.es.generation
-        if resume:
-            changed = [k for k in TRAINING_KEYS if extra.get("config", {}).get(k, getattr(config, k)) != config.to_dict()[k]]
-            if changed:
-                say(f"warning: resuming with changed training settings {changed}: the run is no longer "
-                    "reproducible from its seed alone")
-            say(f"resuming from {run.checkpoint} at generation {start}")
-        result = TrainResult(run.out)
-        log = RunLog(run.out, resume_generation=start if resume else None) if ctx.is_main else None
+        sets = _prompt_sets(config)
+        scorer = _scorer(config, fitness, sets)
+        checkpoint = latest_checkpoint(resume) if resume else None
+        if resume and checkpoint is None:
+            raise FileNotFoundError(f"--resume {resume}: no checkpoint found there (looked for gen-*/ folders "
+                                    "with trainer_state.pt, also under checkpoints/)")
+        model, tokenizer = load_model(str(checkpoint) if checkpoint else config.model, dtype=config.dtype,
+                                      device=_device(config, ctx))
+        result = TrainResult(out)
+        log = RunLog(out, resume_generation=None) if ctx.is_main and not checkpoint else None
+        train_set = sets["train"]
+        trainer = ESTrainer(model, tokenizer, train_set.messages, scorer, es=config.es, rollout=config.rollout,
+                            prompt_ids=train_set.ids, dist=ctx, progress=progress)
+        extra = load_checkpoint(checkpoint, trainer.es, load_weights=False) if checkpoint else {}
+        start = trainer.generation
+        if checkpoint:
+            if config.anchor_decay:
+                trainer.es.set_anchor(_anchor_weights(config, trainer.es))
+            log = RunLog(out, resume_generation=start) if ctx.is_main else None
+            say(f"resuming from {checkpoint} at generation {start}")
         if ctx.is_main:
-            (run.out / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str) + "\n")
-        before = extra.get("before")
-        result.before = EvalResult(**before) if before else None
-        if ctx.is_main and run.eval_set and result.before is None:
-            result.before = run.evaluate(log)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str) + "\n")
+        saved_before = extra.get("before")
+        result.before = EvalSummary(**saved_before) if saved_before else None
+        if result.before is not None:
             result.evals.append(result.before)
-        ctx.barrier()
-        saved = {"config": config.to_dict(), "before": vars(result.before) if result.before else None}
-        bar = tqdm(range(start, config.generations), desc="generations", initial=start, total=config.generations,
-                   disable=not run.progress)
-        for generation in bar:
-            metrics = run.step(generation)
-            result.history.append(metrics)
-            done = run.es.generation
-            if ctx.is_main:
-                log.write(metrics)
-                say(format_metrics(metrics, config.generations))
-                if run.eval_set and config.eval_every and done % config.eval_every == 0 and done < config.generations:
-                    result.evals.append(run.evaluate(log))
-                if config.checkpoint_every and done % config.checkpoint_every == 0 and done < config.generations:
-                    result.checkpoint = run.save(saved)
-            ctx.barrier()
+        eval_rollout = dataclasses.replace(config.rollout, rollouts_per_prompt=config.eval_rollouts)
+        callbacks: list[TrainerCallback] = []
+        if "validation" in sets and config.early_stopping_patience:
+            callbacks.append(EarlyStopping("validation", patience=config.early_stopping_patience))
+        bar = tqdm(total=config.generations, initial=start, desc="generations",
+                   disable=not (progress and ctx.is_main))
+        callbacks.append(_Record(result, log, sets.get("eval"), config, say, bar))
+        if "validation" in sets:
+            v = sets["validation"]
+            callbacks.append(Evaluation(v.messages, v.ids, name="validation", every=config.eval_every,
+                                        rollout=eval_rollout))
+        if "eval" in sets:
+            e = sets["eval"]
+            callbacks.append(Evaluation(e.messages, e.ids, name="eval", every=config.eval_every,
+                                        at_start=result.before is None, rollout=eval_rollout))
+        saved = lambda: {"config": config.to_dict(),  # noqa: E731 - read at save time: "before" is known by then
+                         "before": dataclasses.asdict(result.before) if result.before else None}
+        callbacks.append(Checkpointing(out / "checkpoints", every=config.checkpoint_every,
+                                       keep=config.keep_checkpoints, extra=saved))
+        for c in callbacks:
+            trainer.callbacks.add(c)
+        try:
+            trainer.train(max(0, config.generations - start))
+        finally:
+            bar.close()
         if ctx.is_main:
-            if run.eval_set:
-                result.after = run.evaluate(log)
-                result.evals.append(result.after)
-            result.checkpoint = run.save(saved)
-            summary = _summary(result.before, result.after)
-            say("\n" + summary)
-            (run.out / "summary.json").write_text(json.dumps({
+            say("\n" + _summary(result.before, result.after))
+            (out / "summary.json").write_text(json.dumps({
                 "generations": config.generations, "checkpoint": str(result.checkpoint),
                 "before": result.before.row() if result.before else None,
                 "after": result.after.row() if result.after else None}, indent=2) + "\n")
             log.close()
-        ctx.barrier()
         return result
     finally:
         ctx.shutdown()

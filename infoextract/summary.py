@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from infoextract.facts import FACT_KINDS, Extraction
 
-__all__ = ["summarize_extractions", "format_summary"]
+__all__ = ["summarize_extractions", "format_summary", "shared_facts"]
 
 
 def summarize_extractions(extractions: Iterable[Extraction]) -> dict[str, Any]:
@@ -50,3 +51,28 @@ def format_summary(summary: dict[str, Any]) -> str:
     per = summary["per_record_by_kind"]
     lines.append("  by kind: " + "   ".join(f"{kind} {value:.2f}" for kind, value in per.items()))
     return "\n".join(lines)
+
+
+def _kind_rank(kind: str) -> int:
+    return FACT_KINDS.index(kind) if kind in FACT_KINDS else len(FACT_KINDS)
+
+
+def shared_facts(extractions: Sequence[Extraction], *, min_count: int = 2) -> list[tuple[str, str, str, int]]:
+    """Facts found in at least ``min_count`` of the given texts' extractions: what several answers
+    to one prompt agree on.
+
+    Returns ``(kind, key, surface text, count)`` tuples, most shared first (ties: in the order of
+    :data:`FACT_KINDS`, then by key). Each text counts a fact once, however often it repeats it.
+    """
+    if min_count < 1:
+        raise ValueError(f"min_count must be >= 1, got {min_count}")
+    counts: Counter[tuple[str, str]] = Counter()
+    surface: dict[tuple[str, str], str] = {}
+    for extraction in extractions:
+        counts.update(extraction.keys)
+        for fact in extraction.unique_facts:
+            surface.setdefault((fact.kind, fact.key), fact.text)
+    return sorted(
+        ((kind, key, surface.get((kind, key), key), n) for (kind, key), n in counts.items() if n >= min_count),
+        key=lambda t: (-t[3], _kind_rank(t[0]), t[1]),
+    )

@@ -12,52 +12,14 @@ before/after and writes an HTML report.
 from __future__ import annotations
 
 import math
-from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
-from infoextract.facts import FACT_KINDS, Extraction
-from infoextract.records import CorpusError, Record, group_by_prompt, read_records
-
-# datasets/ sits beside the packages in a checkout (the package is installed editable)
-DEMO_DIR = Path(__file__).resolve().parents[2] / "datasets" / "demo"
-SPLITS = ("train", "heldout")
-_KIND_ORDER = {kind: i for i, kind in enumerate(FACT_KINDS)}
-
-
-def load_demo_corpus(data_dir: str | Path = DEMO_DIR, splits: Sequence[str] = SPLITS) -> dict[str, list[Record]]:
-    """The demo corpus: split name -> records (``<data_dir>/<split>.jsonl``)."""
-    data_dir = Path(data_dir)
-    missing = [s for s in splits if not (data_dir / f"{s}.jsonl").is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"demo corpus split(s) {', '.join(missing)} not found in {data_dir}; run from a checkout of "
-            "esfit (the corpus lives in datasets/demo) or pass --data-dir"
-        )
-    return {s: read_records(data_dir / f"{s}.jsonl") for s in splits}
-
-
-def shared_facts(extractions: Sequence[Extraction], *, min_count: int = 2) -> list[tuple[str, str, str, int]]:
-    """Facts found in at least ``min_count`` of the given texts' extractions.
-
-    Returns ``(kind, key, surface text, count)`` tuples, most shared first (ties: entities, then
-    quantities, dates, relations, concepts). Each text counts a fact once, however often it repeats it.
-    """
-    if min_count < 1:
-        raise ValueError(f"min_count must be >= 1, got {min_count}")
-    counts: Counter[tuple[str, str]] = Counter()
-    surface: dict[tuple[str, str], str] = {}
-    for extraction in extractions:
-        counts.update(extraction.keys)
-        for fact in extraction.unique_facts:
-            surface.setdefault((fact.kind, fact.key), fact.text)
-    ranked = sorted(
-        ((kind, key, surface.get((kind, key), key), n) for (kind, key), n in counts.items() if n >= min_count),
-        key=lambda t: (-t[3], _KIND_ORDER.get(t[0], 99), t[1]),
-    )
-    return ranked
+from esfit.demo import DEMO_DIR, load_demo_corpus
+from infoextract.facts import Extraction
+from infoextract.records import CorpusError, group_by_prompt
+from infoextract.summary import shared_facts
 
 
 @click.command("demo")

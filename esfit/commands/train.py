@@ -1,55 +1,65 @@
 """`esfit train --config train.toml [--KEY VALUE ...]`: train a model against a fitness with ES.
 
-Every field of :class:`esfit.config.TrainConfig` is also an option (``--sigma 0.01``,
-``--target-modules q_proj,v_proj``, ``--greedy/--no-greedy``); ``--set KEY=VALUE`` takes any key
-with a TOML value. The click layer only parses: validation happens in ``TrainConfig`` before any
-model loads, and the run is :func:`esfit.training.train`. Works under
+Every key of :class:`esfit.config.TrainConfig` is also an option, generated from the config's
+fields (``--sigma 0.01``, ``--target-modules q_proj,v_proj``, ``--greedy/--no-greedy``), so none can
+be missing; ``--set KEY=VALUE`` takes any key with a TOML value. The click layer only parses:
+validation happens in the config before any model loads, resuming merges configs in
+:func:`esfit.config.resume_config`, and the run is :func:`esfit.training.train`. Works under
 ``torchrun --nproc_per_node=N -m esfit train ...`` (the population is split across the ranks).
 """
 
 from __future__ import annotations
 
 import typing
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import click
 
-from esfit.config import ConfigError, TrainConfig, load_config, parse_override
+from esfit.config import KEYS, ConfigError, TrainConfig, load_config, parse_override, resume_config
 
 _CLICK_TYPES = {int: int, float: float, str: str}
 
 
+def _base_type(hint: Any) -> Any:
+    """int for ``int | None``, bool for ``bool | None``; str for anything else."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_args(hint) else [hint]
+    return args[0] if len(args) == 1 and args[0] in (int, float, str, bool) else str
+
+
 def _field_options(command):
-    """One click option per config field, default None so that only given options override."""
-    hints = typing.get_type_hints(TrainConfig)
-    for f in reversed(fields(TrainConfig)):
-        flag = "--" + f.name.replace("_", "-")
-        help_text = f"[{f.metadata['section']}] {f.metadata['help']}"
-        if hints[f.name] is bool:
-            opt = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None, help=help_text)
+    """One click option per config key, default None so that only given options override."""
+    for key in reversed(list(KEYS.values())):
+        flag = "--" + key.name.replace("_", "-")
+        help_text = f"[{key.table}] {key.help}"
+        kind = _base_type(key.hint)
+        if kind is bool:
+            opt = click.option(f"{flag}/--no-{flag[2:]}", key.name, default=None, help=help_text)
         else:
-            opt = click.option(flag, f.name, type=_CLICK_TYPES.get(hints[f.name], str), default=None,
-                               help=help_text, metavar="LIST" if f.name == "target_modules" else None)
+            opt = click.option(flag, key.name, type=_CLICK_TYPES[kind], default=None, help=help_text,
+                               metavar="LIST" if key.name in ("target_modules", "plugins") else None)
         command = opt(command)
     return command
 
 
-def _target_modules(value: str) -> Any:
-    """``a,b`` -> a list of names; anything else (all-linear, a regex) stays a string."""
-    if "," in value and not any(ch in value for ch in "()[]|*+?\\^$"):
+def _option_value(key: str, value: str) -> Any:
+    """``a,b`` -> a list of names for list keys; anything else (all-linear, a regex) stays a string."""
+    if key in ("target_modules", "plugins") and isinstance(value, str) and "," in value \
+            and not any(ch in value for ch in "()[]|*+?\\^$"):
         return [v.strip() for v in value.split(",") if v.strip()]
     return value
 
 
+def _given(options: dict[str, Any], sets: tuple[str, ...]) -> dict[str, Any]:
+    """``--set`` values, then explicit options (which win)."""
+    overrides: dict[str, Any] = dict(parse_override(s) for s in sets)
+    overrides.update({k: _option_value(k, v) for k, v in options.items() if v is not None})
+    return overrides
+
+
 def build_config(config_path: Path | None, options: dict[str, Any], sets: tuple[str, ...]) -> TrainConfig:
     """The validated config from the file, then ``--set`` values, then explicit options."""
-    overrides: dict[str, Any] = dict(parse_override(s) for s in sets)
-    for key, value in options.items():
-        if value is not None:
-            overrides[key] = _target_modules(value) if key == "target_modules" else value
-    config = load_config(config_path, overrides)
+    config = load_config(config_path, _given(options, sets))
     config.validate_paths()
     return config
 
@@ -59,7 +69,8 @@ def build_config(config_path: Path | None, options: dict[str, Any], sets: tuple[
               help="TOML file of settings (see datasets/demo/train.toml); options below override it.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any key (repeatable).")
 @click.option("--resume", type=click.Path(path_type=Path), default=None,
-              help="Continue from an output folder's latest checkpoint, or from a checkpoint folder.")
+              help="Continue the run in this output folder (or from this checkpoint folder) with its saved "
+                   "settings; options override them. Plugins are imported only when named again.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_field_options
 def train(config_path: Path | None, sets: tuple[str, ...], resume: Path | None, quiet: bool, **options: Any) -> None:
@@ -73,9 +84,8 @@ def train(config_path: Path | None, sets: tuple[str, ...], resume: Path | None, 
             if found is None:
                 raise click.ClickException(f"--resume {resume}: no checkpoint found (gen-*/trainer_state.pt)")
             saved = load_trainer_state(found)["extra"].get("config", {})
-            given = {k: v for k, v in options.items() if v is not None}
-            given.update(dict(parse_override(s) for s in sets))
-            config = load_config(None, {**saved, **given})
+            run_dir = found.parent.parent if found.parent.name == "checkpoints" else resume
+            config = resume_config(saved, run_dir, _given(options, sets))
             config.validate_paths()
         else:
             config = build_config(config_path, options, sets)
@@ -96,6 +106,7 @@ def train(config_path: Path | None, sets: tuple[str, ...], resume: Path | None, 
         raise click.ClickException(f"interrupted; continue with: esfit train --resume {config.output_dir}") from None
     if result.checkpoint is not None:
         click.echo(f"final checkpoint: {result.checkpoint}")
+    if config.eval_data:
         click.echo(f"held-out completions: {Path(config.output_dir) / 'eval'} "
-                   f"(score them with: esfit score --references {config.eval_data or config.train_data} "
+                   f"(score them with: esfit score --references {config.eval_data} "
                    f"--candidates <file> --report report.html)")

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from esfit.config import SECTIONS, ConfigError, TrainConfig, load_config, parse_override
+from esfit.config import (
+    KEYS,
+    SECTION_CLASSES,
+    SECTIONS,
+    ConfigError,
+    TrainConfig,
+    load_config,
+    parse_override,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_TOML = REPO / "datasets" / "demo" / "train.toml"
@@ -99,9 +108,12 @@ def test_parse_override_reads_toml_values_and_bare_strings():
 
 
 def test_every_field_has_a_section_and_help():
+    # the keys are the fields of the section dataclasses (the trainer's ESConfig and RolloutConfig among them)
     names = [n for keys in SECTIONS.values() for n in keys]
-    assert sorted(names) == sorted(TrainConfig.__dataclass_fields__)
-    for f in TrainConfig.__dataclass_fields__.values():
+    assert [f.name for f in dataclasses.fields(TrainConfig)] == list(SECTION_CLASSES)
+    fields = [f for cls in SECTION_CLASSES.values() for f in dataclasses.fields(cls)]
+    assert sorted(names) == sorted(f.name for f in fields) == sorted(KEYS)
+    for f in fields:
         assert f.metadata["help"]
 
 

@@ -9,9 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from esfit.cli import main
-from esfit.commands.demo import DEMO_DIR, load_demo_corpus, shared_facts
+from esfit.demo import DEMO_DIR, load_demo_corpus
 from infoextract.facts import Extraction, Fact
 from infoextract.records import Record, group_by_prompt, write_records
+from infoextract.summary import shared_facts
 
 
 @pytest.fixture(scope="module")
