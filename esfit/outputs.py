@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO
@@ -74,9 +75,24 @@ def _check_parents(option: str, shown: str, resolved: Path, what: str) -> None:
                 raise OutputError(option, shown, f"{folder} is a file, not a folder, so nothing can be written under it",
                                   f"give a {what} outside it, or move that file away")
             break
-    folder = _nearest_existing(resolved)
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(option, shown, f"the folder {folder} is not writable by this user",
+    _check_writable(option, shown, _nearest_existing(resolved), what)
+
+
+def _check_writable(option: str, shown: str, folder: Path, what: str) -> None:
+    """Refuse a folder this process cannot create files in. ``os.access`` alone is not enough: it
+    says yes to root everywhere, also where nothing can be created (``/proc``), so a probe file is
+    created and removed."""
+    problem = None if os.access(folder, os.W_OK | os.X_OK) else "permission denied"
+    if problem is None:
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".esfit-probe-", dir=folder)
+        except OSError as err:
+            problem = err.strerror or str(err)
+        else:
+            os.close(fd)
+            os.unlink(probe)
+    if problem is not None:
+        raise OutputError(option, shown, f"nothing can be created in the folder {folder} ({problem})",
                           f"give a {what} in a folder you can write to")
 
 
@@ -135,8 +151,7 @@ def check_output_dir(path: PathLike, *, inputs: Inputs = (), option: str = "--ou
     if resolved.exists() and not resolved.is_dir():
         raise OutputError(option, raw, "is a file, not a folder", "give a folder path, or move that file away")
     if resolved.is_dir():
-        if not os.access(resolved, os.W_OK | os.X_OK):
-            raise OutputError(option, raw, "is a folder this user cannot write in", "give a folder you can write to")
+        _check_writable(option, raw, resolved, "folder")
         return resolved
     _check_parents(option, raw, resolved, "folder")
     return resolved

@@ -63,3 +63,15 @@ def test_convert_public_squad_file(tmp_path, shared_data):
     records = read_records(out)
     assert f"{len(records)} records, 10570 prompts" in result.output
     assert all(r.source and r.prompt and r.author == "human" for r in records)
+
+
+def test_convert_writes_a_lone_surrogate_back_as_its_json_escape(tmp_path):
+    # "\ud800" in a JSON file is a lone surrogate in Python, which strict UTF-8 cannot encode
+    src = tmp_path / "in.json"
+    src.write_text('[{"prompt_id": "a", "references": ["Paris \\ud800 is in France."], "systems": {}}]', encoding="utf-8")
+    out = tmp_path / "corpus.jsonl"
+    result = run("convert", "multiref", src, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "\\ud800" in out.read_text(encoding="utf-8")
+    assert [r.text for r in read_records(out)] == ["Paris \ud800 is in France."]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl", "in.json"]  # no temporary file left

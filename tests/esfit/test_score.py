@@ -53,3 +53,35 @@ def test_score_errors_are_clear(tmp_path):
     assert r.exit_code != 0 and "missing required field 'text'" in r.output and ":2:" in r.output
     r = runner.invoke(main, ["score", "-r", str(refs), "-c", str(refs), "--fitness", "bleu"])
     assert r.exit_code != 0 and "known components" in r.output
+
+
+PLUGIN = '''
+from fitness import register
+
+@register("entity_coverage_test", higher_is_better=True)
+def entity_coverage(*, min_share: float = 0.5):
+    def component(ctx) -> float:
+        refs = [{f.key for f in e.by_kind("entity")} for e in ctx.references]
+        wanted = {k for k in set().union(*refs) if sum(k in r for r in refs) >= min_share * len(refs)}
+        if not wanted or not ctx.candidates:
+            return 0.0
+        said = [{f.key for f in e.by_kind("entity")} for e in ctx.candidates]
+        return sum(len(wanted & s) / len(wanted) for s in said) / len(said)
+
+    return component
+'''
+
+
+def test_score_loads_a_plugin_named_with_plugins(tmp_path):
+    """The README's "Writing your own fitness component" example, through `esfit score --plugins`."""
+    refs, cands = tmp_path / "human.jsonl", tmp_path / "model.jsonl"
+    write_records(HUMAN, refs)
+    write_records(MODEL, cands)
+    plugin = tmp_path / "my_components.py"
+    plugin.write_text(PLUGIN)
+    args = ["score", "-r", str(refs), "-c", str(cands), "--n-boot", "20", "--fitness", "entity_coverage_test:1 + f1_at_k:1"]
+    result = CliRunner().invoke(main, args)  # without the plugin the component does not exist
+    assert result.exit_code == 2 and "unknown fitness component 'entity_coverage_test'" in result.output
+    result = CliRunner().invoke(main, [*args, "--plugins", str(plugin)])
+    assert result.exit_code == 0, result.output
+    assert "entity_coverage_test" in result.output and "f1_at_k" in result.output
