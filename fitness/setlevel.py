@@ -1,0 +1,231 @@
+"""Set-level fitness: how often a *set* of answers mentions each fact, against how often people do.
+
+The question esfit exists for: across K sampled answers to one prompt, does the model mention each
+fact about as often as people do, and invent nothing? No single answer can be scored for that; the
+whole set is. For one prompt:
+
+- the references' facts are merged into *units*: facts of different references that state the same
+  thing (the presence decision of :class:`fitness.SupportIndex`: exact key, numeric tolerance,
+  fuzzy match) are one unit; ``h(u)`` is the share of references that state unit u;
+- ``m(u)`` is the share of the K candidate answers in which u is present (the same decision, in the
+  recall direction: is a fact of u supported by the answer's facts?);
+- :func:`mention_js` is the Jensen-Shannon divergence (bits) between h and m normalised to
+  distributions over the units (the issue's "shares of answers mentioning each fact");
+  :func:`mention_gap` is the mean absolute difference |h(u) − m(u)| of the raw rates, which, unlike
+  the normalised JS, also sees an answer set that mentions everything half as often as people do;
+- :func:`set_precision` is the share of all the answers' informative facts that the references
+  support (the guard against invented text);
+- depth is the mean number of informative facts per answer; diversity is the number of distinct
+  facts across the answers over the number across the references.
+
+Registered components (lower is better unless said): ``js_mentions``, ``mention_gap``, and the score
+``set_precision`` (higher). A set without any informative fact gets every component's worst value
+(``fitness.compose``). Estimates from K answers are noisy; compare divergences only at equal K and
+equal numbers of references (see ``benchmarks/divergence_bias.py`` for the plug-in bias).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fitness.bootstrap import bootstrap_mean_ci
+from fitness.components import PromptContext, register
+from fitness.depth import informative
+from fitness.divergences import js_divergence
+from fitness.support import SupportIndex
+from infoextract import Extraction, Fact
+
+__all__ = ["SET_METRICS", "SetReport", "Units", "mention_gap", "mention_js", "mention_rates", "paired_delta_ci",
+           "reference_units",
+           "set_metrics", "set_precision", "set_report"]
+
+
+@dataclass(frozen=True)
+class Units:
+    """The references' facts merged into units: ``facts[u]`` states unit u; ``share[u]`` is the
+    fraction of the ``n_references`` references that state it."""
+
+    facts: tuple[tuple[Fact, ...], ...]
+    share: np.ndarray
+    n_references: int
+
+    def __len__(self) -> int:
+        return len(self.facts)
+
+
+def reference_units(references: Sequence[Extraction]) -> Units:
+    """Merge the references' unique facts into units, each with the share of references stating it.
+
+    A fact joins the first unit one of whose facts supports it (same kind: exact key, numeric
+    tolerance, or fuzzy key match); otherwise it starts a unit. A reference counts once per unit.
+    """
+    units: list[list[Fact]] = []
+    indexes: list[SupportIndex] = []
+    holders: list[set[int]] = []
+    for r, extraction in enumerate(references):
+        for fact in extraction.unique_facts:
+            home = next((u for u, index in enumerate(indexes) if index.supports([fact])[0]), None)
+            if home is None:
+                units.append([fact])
+                indexes.append(SupportIndex.build([fact]))
+                holders.append({r})
+            else:
+                units[home].append(fact)
+                holders[home].add(r)
+    n = len(references)
+    share = np.array([len(h) / n for h in holders], dtype=float) if n else np.zeros(0)
+    return Units(tuple(tuple(u) for u in units), share, n)
+
+
+def mention_rates(units: Units, candidates: Sequence[Extraction]) -> np.ndarray:
+    """(U,) share of the candidate answers in which each unit is present."""
+    if not len(units) or not candidates:
+        return np.zeros(len(units))
+    flat = [f for u in units.facts for f in u]
+    owner = np.repeat(np.arange(len(units)), [len(u) for u in units.facts])
+    present = np.zeros((len(candidates), len(units)), dtype=bool)
+    for i, cand in enumerate(candidates):
+        hit = SupportIndex.build(cand.unique_facts).supports(flat)  # recall direction: f stated in the answer?
+        np.logical_or.at(present[i], owner[hit], True)
+    return present.mean(axis=0)
+
+
+def _units(ctx: PromptContext) -> Units:
+    return ctx._memo("units", lambda: reference_units(ctx.references))
+
+
+def _rates(ctx: PromptContext) -> np.ndarray:
+    return ctx._memo("mention_rates", lambda: mention_rates(_units(ctx), ctx.candidates))
+
+
+def mention_js(human: np.ndarray, model: np.ndarray) -> float:
+    """JS divergence (bits) between mention rates normalised over the units; 1 (the worst) when
+    either side mentions no unit."""
+    if human.sum() <= 0 or model.sum() <= 0:
+        return 1.0
+    return float(js_divergence(human / human.sum(), model / model.sum()))
+
+
+def mention_gap(human: np.ndarray, model: np.ndarray) -> float:
+    """Mean absolute difference between the mention rates, in [0, 1]; 1 when there is no unit."""
+    return float(np.abs(human - model).mean()) if human.size else 1.0
+
+
+def _set_precision(ctx: PromptContext) -> float:
+    masks = ctx.supported_mask("references")
+    total = sum(m.size for m in masks)
+    return float(sum(int(m.sum()) for m in masks) / total) if total else 0.0
+
+
+@register("js_mentions", higher_is_better=False)
+def js_mentions():
+    """Set-level JS (bits) between the people's and the answers' shares of mentioning each fact
+    (reference facts merged into units by the presence decision); 1 is the worst."""
+
+    def component(ctx: PromptContext) -> float:
+        if not ctx.candidates or not ctx.references:
+            return 1.0
+        return mention_js(_units(ctx).share, _rates(ctx))
+
+    component.worst = 1.0
+    return component
+
+
+@register("mention_gap", higher_is_better=False)
+def mention_gap_component():
+    """Mean absolute gap between how often people and the answers mention each fact; 1 is the worst."""
+
+    def component(ctx: PromptContext) -> float:
+        if not ctx.candidates or not ctx.references:
+            return 1.0
+        return mention_gap(_units(ctx).share, _rates(ctx))
+
+    component.worst = 1.0
+    return component
+
+
+@register("set_precision", higher_is_better=True)
+def set_precision():
+    """Share of all the answers' informative facts that the references support (pooled over the
+    answers of the set, so an answer with many facts weighs more); 0 is the worst."""
+
+    def component(ctx: PromptContext) -> float:
+        return _set_precision(ctx) if ctx.candidates and ctx.references else 0.0
+
+    return component
+
+
+# --- evaluation statistics ----------------------------------------------------------------------
+
+SET_METRICS = ("js", "gap", "precision", "depth", "diversity")
+
+
+def set_metrics(candidates: Sequence[Extraction], references: Sequence[Extraction], *,
+                prompt: Extraction | None = None) -> dict[str, float]:
+    """The set-level statistics of one prompt's K answers against its references.
+
+    ``js`` and ``gap``: :func:`mention_js` and :func:`mention_gap`; ``precision``: the share of the
+    answers' informative facts the references support; ``depth``: mean informative facts per answer;
+    ``diversity``: distinct informative facts across the answers / distinct across the references.
+    Facts that repeat the prompt (``prompt``'s facts) do not count on either side.
+    """
+    banned = prompt.keys if prompt is not None else frozenset()
+    cands = [informative(e, banned) for e in candidates]
+    refs = [informative(e, banned) for e in references]
+    ctx = PromptContext(candidates=cands, references=refs)
+    units = _units(ctx)
+    rates = _rates(ctx)
+    ref_distinct = len(set().union(*(e.keys for e in refs))) if refs else 0
+    cand_distinct = len(set().union(*(e.keys for e in cands))) if cands else 0
+    silent = all(e.depth == 0 for e in cands)
+    return {
+        "js": 1.0 if silent else mention_js(units.share, rates),
+        "gap": 1.0 if silent else mention_gap(units.share, rates),
+        "precision": 0.0 if silent else _set_precision(ctx),
+        "depth": float(np.mean([e.depth for e in cands])) if cands else 0.0,
+        "diversity": cand_distinct / ref_distinct if ref_distinct else 0.0,
+    }
+
+
+@dataclass
+class SetReport:
+    """Per-prompt set statistics, their means over prompts and 95 % bootstrap intervals over prompts."""
+
+    per_prompt: dict[str, dict[str, float]]
+    mean: dict[str, float] = field(default_factory=dict)
+    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"mean": self.mean, "ci": {k: list(v) for k, v in self.ci.items()}, "per_prompt": self.per_prompt}
+
+
+def set_report(candidates: Mapping[str, Sequence[Extraction]], references: Mapping[str, Sequence[Extraction]], *,
+               prompts: Mapping[str, Extraction] | None = None, n_boot: int = 1000, seed: int = 0) -> SetReport:
+    """:func:`set_metrics` for every prompt of ``candidates``, with means and bootstrap CIs over prompts."""
+    missing = [p for p in candidates if p not in references]
+    if missing:
+        raise KeyError(f"no references for prompt id(s) {missing[:5]}; every candidate prompt needs references")
+    if not candidates:
+        raise ValueError("candidates is empty: give at least one prompt id with its answers")
+    prompts = prompts or {}
+    per = {pid: set_metrics(c, references[pid], prompt=prompts.get(pid)) for pid, c in candidates.items()}
+    report = SetReport(per)
+    for m in SET_METRICS:
+        values = [row[m] for row in per.values()]
+        report.mean[m] = float(np.mean(values))
+        report.ci[m] = bootstrap_mean_ci(values, n_boot=n_boot, seed=seed)
+    return report
+
+
+def paired_delta_ci(before: SetReport, after: SetReport, metric: str, *, n_boot: int = 1000,
+                    seed: int = 0) -> tuple[float, tuple[float, float]]:
+    """Mean over prompts of after − before for ``metric``, and its bootstrap CI over prompts
+    (paired: the same prompts on both sides)."""
+    common = [p for p in before.per_prompt if p in after.per_prompt]
+    if not common:
+        raise ValueError("before and after share no prompt: compare evaluations of the same prompts")
+    deltas = [after.per_prompt[p][metric] - before.per_prompt[p][metric] for p in common]
+    return float(np.mean(deltas)), bootstrap_mean_ci(deltas, n_boot=n_boot, seed=seed)
