@@ -51,7 +51,7 @@ def _named_inputs(inputs: Inputs) -> list[tuple[str, str]]:
 def _same(a: Path, b: str) -> bool:
     """``a`` (resolved) and ``b`` are the same file: same resolved path, or one file under two
     names (a hard link, a case-insensitive file system)."""
-    other = Path(b).expanduser().resolve()
+    other = Path(b).resolve()
     if a == other:
         return True
     try:
@@ -122,7 +122,7 @@ def check_output_file(path: PathLike, *, inputs: Inputs = (), option: str = "-o"
     if raw.endswith(seps):
         raise OutputError(option, raw, "ends with a path separator, so it names a folder, not a file",
                           f"give a file path such as {raw.rstrip(''.join(seps)) or ''}{os.sep}{example}")
-    resolved = Path(raw).expanduser().resolve()
+    resolved = Path(raw).resolve()
     _check_inputs(option, raw, resolved, inputs, "output file")
     if resolved.is_dir():
         raise OutputError(option, raw, "is a folder, not a file", f"give a file path such as {Path(raw) / example}")
@@ -146,7 +146,7 @@ def check_output_dir(path: PathLike, *, inputs: Inputs = (), option: str = "--ou
     raw = os.fspath(path)
     if not raw.strip():
         raise OutputError(option, repr(raw), "is empty", "give a folder path such as runs/esfit")
-    resolved = Path(raw).expanduser().resolve()
+    resolved = Path(raw).resolve()
     _check_inputs(option, raw, resolved, inputs, "folder")
     if resolved.exists() and not resolved.is_dir():
         raise OutputError(option, raw, "is a file, not a folder", "give a folder path, or move that file away")

@@ -49,7 +49,7 @@ def _module_name(path: Path) -> str:
 
 
 def _import_file(plugin: str, option: str) -> ModuleType:
-    path = Path(plugin).expanduser().resolve()
+    path = Path(plugin).resolve()
     if not path.is_file():
         reason = "is a folder" if path.is_dir() else "does not exist"
         raise PluginError(plugin, f"{option} {plugin}: {reason}; give the path of a .py file (relative paths are "

@@ -55,6 +55,14 @@ def _check_template(ctx: click.Context, param: click.Parameter, value: str) -> s
         raise click.UsageError(str(err), ctx=ctx) from None
 
 
+def _check_author(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    # an empty author is read back as "human" (the record default): model answers would pass for people's
+    if value is not None and not value.strip():
+        raise click.BadParameter("must be a non-empty name such as smollm2-trained (an empty author reads back as "
+                                 "'human')")
+    return value
+
+
 @click.command("generate")
 @click.option("--model", "model_name", default="smollm2", show_default=True,
               help="Embedded model name or a save_pretrained folder (e.g. a training checkpoint).")
@@ -75,7 +83,8 @@ def _check_template(ctx: click.Context, param: click.Parameter, value: str) -> s
 @click.option("--batch-rows", type=click.IntRange(min=1), default=32, show_default=True,
               help="Prompts × rollouts decoded in one generate call.")
 @click.option("--max-prompts", type=click.IntRange(min=0), default=0, help="Only the first N prompts (0: all).")
-@click.option("--author", default=None, help="Author field of the records (default: the model's name).")
+@click.option("--author", default=None, callback=_check_author,
+              help="Author field of the records (default: the model's name).")
 @click.option("--prompt-template", default=DEFAULT_PROMPT_TEMPLATE, show_default=False, callback=_check_template,
               help="User message from {source} and {prompt} ({prompt} required; default: passage, blank line, "
                    "question).")

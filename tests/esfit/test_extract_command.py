@@ -24,9 +24,10 @@ def _corpus(tmp_path, lines):
 
 def test_extract_writes_one_line_per_record_with_facts_and_depth(tmp_path):
     corpus = _corpus(tmp_path, RECORDS)
-    out = tmp_path / "facts.jsonl"
+    out = tmp_path / "new" / "facts.jsonl"  # a missing folder is created
     result = CliRunner().invoke(main, ["extract", str(corpus), "-o", str(out), "--no-progress"])
     assert result.exit_code == 0, result.output
+    assert [p.name for p in out.parent.iterdir()] == ["facts.jsonl"]  # no temporary file left
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(lines) == 3
     assert lines[1]["author"] == "model" and lines[1]["meta"] == {"seed": 3}

@@ -28,7 +28,7 @@ def test_score_table_json_report(tmp_path):
     refs, cands = tmp_path / "human.jsonl", tmp_path / "model.jsonl"
     write_records(HUMAN, refs)
     write_records(MODEL, cands)
-    out_json, out_html = tmp_path / "s.json", tmp_path / "r.html"
+    out_json, out_html = tmp_path / "new" / "s.json", tmp_path / "r.html"  # a missing folder is created
     result = CliRunner().invoke(main, [
         "score", "--references", str(refs), "--candidates", str(cands), "--by-author", "--n-boot", "50",
         "--json", str(out_json), "--report", str(out_html),
