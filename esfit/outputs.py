@@ -100,7 +100,8 @@ def _check_inputs(option: str, shown: str, resolved: Path, inputs: Inputs, what:
     for name, given in _named_inputs(inputs):
         if _same(resolved, given):
             where = f"the input {given}" if name == "an input" else f"{name} {given}"
-            raise OutputError(option, shown, f"is the same {'path' if what == 'folder' else 'file'} as {where}, which the command reads; writing it "
+            kind = "path" if what == "folder" else "file"
+            raise OutputError(option, shown, f"is the same {kind} as {where}, which the command reads; writing it "
                               "would destroy that input", f"give another {what}")
 
 
@@ -111,9 +112,9 @@ def check_output_file(path: PathLike, *, inputs: Inputs = (), option: str = "-o"
     Refused, with an :class:`OutputError` naming ``option``: a path that is one of ``inputs`` (a
     mapping of option name -> path, or paths; compared after resolving, hard links included); a path
     ending in a separator or naming an existing folder (``example`` is the file name the message
-    suggests inside it); something that exists and is not a regular
-    file (``/dev/null``: the final rename would replace it); a read-only file; a path under a file;
-    a folder this user cannot write. Missing parent folders are fine (the writer creates them).
+    suggests inside it); something that exists and is not a regular file (``/dev/null``: the final
+    rename would replace it); a read-only file; a path under a file; a folder where this user
+    cannot create a file (probed). Missing parent folders are fine (the writer creates them).
     """
     raw = os.fspath(path)
     if not raw.strip():

@@ -124,9 +124,9 @@ class ExtractionCache:
         except OSError as err:
             raise CacheError(f"{shown} cannot be read ({err.strerror}); fix its permissions or pass another path") from None
         if head and head != _SQLITE_HEADER:  # an empty file is a new, empty database to sqlite
-            raise CacheError(f"{shown} is not an sqlite database (it starts with {head[:8]!r}); it was left "
-                             "untouched: if it is an old cache, delete it, else pass another path such as "
-                             "facts-cache.sqlite")
+            raise CacheError(f"{shown} is not a usable sqlite database: it is not sqlite at all (it starts "
+                             f"with {head[:8]!r}) and was left untouched; if it is an old cache, delete it, "
+                             "else pass another path such as facts-cache.sqlite")
 
     def _check_tables(self, shown: str) -> None:
         tables = sorted(name for (name,) in self._conn.execute(

@@ -41,7 +41,7 @@ def test_a_file_that_is_not_sqlite_is_refused_untouched(tmp_path, content):
     path = tmp_path / "corpus.jsonl"
     path.write_bytes(content)
     before = _snapshot(path)
-    with pytest.raises(CacheError, match=r"cache='.*corpus\.jsonl' is not an sqlite database.*delete it.*another path"):
+    with pytest.raises(CacheError, match=r"cache='.*corpus\.jsonl' is not a usable sqlite database: it is not sqlite at all.*delete it.*another path"):
         ExtractionCache(path)
     assert _snapshot(path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl"]  # no -wal / -shm beside it
