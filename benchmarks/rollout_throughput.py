@@ -9,7 +9,9 @@ The same rows (P members × prompts, exactly 48 new tokens each, sampling) decod
 
 ``--hf-sampling`` also times plain ``generate(do_sample=True)``, to show that the common-random-
 number sampler costs nothing against Hugging Face's own; ``--torch-path`` also times the patched
-population with the fused kernel off (``ESFIT_FUSED_KERNEL=0``: torch ops). ``--dtype bfloat16``
+population with the fused kernel off (``ESFIT_FUSED_KERNEL=0``: torch ops); ``--compiled`` times it
+with ``torch.compile`` of the torch-ops term (``trainer.lowrank.lowrank_reference_``, dynamic
+shapes, compiled in a warm-up first) called where the fused operator would be. ``--dtype bfloat16``
 runs the model in bfloat16 (float32 by default). All of them alternate ``--repeats`` times
 in one process and the fastest run of each counts (a busy machine slows some runs, never speeds
 one up). The naive ES costs the same for every member, so ``--naive-members K`` times K members
@@ -31,8 +33,16 @@ from unittest import mock
 import torch
 
 from esfit.models import load_model
-from trainer import PopulationPatch, RolloutConfig, generate_rollouts, resolve_targets, sample_population
+from trainer import (
+    PopulationPatch,
+    RolloutConfig,
+    generate_rollouts,
+    kernel,
+    resolve_targets,
+    sample_population,
+)
 from trainer.kernel import unavailable_reason
+from trainer.lowrank import lowrank_reference_
 from trainer.reference import naive_rollouts
 from trainer.rollout import format_prompts
 
@@ -58,6 +68,8 @@ def main() -> None:
                     help="time the naive ES on this many members per repeat and scale by P/K (0: all)")
     ap.add_argument("--hf-sampling", action="store_true", help="also time generate(do_sample=True)")
     ap.add_argument("--torch-path", action="store_true", help="also time the population with the fused kernel off")
+    ap.add_argument("--compiled", action="store_true",
+                    help="also time the population with torch.compile of the torch-ops term instead of the fused op")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="the model's dtype")
     args = ap.parse_args()
@@ -100,18 +112,25 @@ def main() -> None:
         assert out.rows == rows
         return elapsed
 
-    def patched(fused: bool = True) -> float:
+    def patched(fused: bool = True, term=kernel.lowrank_op, run_config=config) -> float:
         kernel_off = {} if fused else {"ESFIT_FUSED_KERNEL": "0"}
-        with mock.patch.dict(os.environ, kernel_off), PopulationPatch(targets) as patch:
+        with (mock.patch.dict(os.environ, kernel_off), mock.patch.object(kernel, "lowrank_op", term),
+              PopulationPatch(targets) as patch):
             with patch.members(population):
                 layers = patch.fused_layers  # what generate_rollouts will use
             t = time.perf_counter()
-            out = generate_rollouts(model, tokenizer, prompts, config, patch=patch, population=population)
+            out = generate_rollouts(model, tokenizer, prompts, run_config, patch=patch, population=population)
             elapsed = time.perf_counter() - t
         assert out.rows == rows
         if fused and not layers:
             print(f"note: the patched run used torch ops ({unavailable_reason() or 'ESFIT_FUSED_KERNEL is off'})")
         return elapsed
+
+    compiled = torch.compile(lowrank_reference_, dynamic=True) if args.compiled else None
+    if compiled is not None:  # compile the prefill and the decoding graphs before anything is timed
+        t = time.perf_counter()
+        patched(term=compiled, run_config=RolloutConfig(max_new_tokens=3, min_new_tokens=3))
+        print(f"torch.compile warm-up (compiling the term): {time.perf_counter() - t:.1f} s")
 
     naive_members = list(range(args.naive_members or args.population))
 
@@ -125,6 +144,7 @@ def main() -> None:
 
     runs = {"plain": plain, "patched": patched} | ({"hf-sampling": hf_sampling} if args.hf_sampling else {})
     runs |= {"torch-path": lambda: patched(fused=False)} if args.torch_path else {}
+    runs |= {"compiled": lambda: patched(term=compiled)} if compiled is not None else {}
     runs |= {} if args.skip_naive else {"naive": naive}
     generate_rollouts(model, tokenizer, prompts[:1], config)  # warm-up: pages the weights in
     times: dict[str, list[float]] = {k: [] for k in runs}
@@ -144,6 +164,8 @@ def main() -> None:
         print(f"naive / plain = {best['naive'] / best['plain']:.1f}: the most any patched pass could reach here")
     if args.torch_path:
         print(f"torch ops instead of the fused kernel: ratio {best['plain'] / best['torch-path']:.3f}")
+    if compiled is not None:
+        print(f"torch.compile of the torch ops instead of the fused kernel: ratio {best['plain'] / best['compiled']:.3f}")
     print(f"rollout_ratio={rollout_ratio:.3f} naive_speedup={naive_speedup:.1f}")
 
 

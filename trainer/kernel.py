@@ -1,225 +1,144 @@
-"""A fused CPU kernel for the per-member low-rank term, compiled on first use.
+"""The fused low-rank kernel as a torch operator, ``esfit::lowrank_``, and how it is built.
 
-Each patched layer adds ``s · (x B_g) A_gᵀ`` to its output rows. The arithmetic is tiny (about
-0.3% of the model's), but torch needs several passes over the output for it (a product, a sign, an
-outer-product add) and those passes, not the flops, cost the patched rollout its speed
-(``benchmarks/rollout_throughput.py``). This module does the whole term in one pass per layer: each
-row of x is read once, its r products formed, and its output row updated in place, with the rows
-split over as many OpenMP threads as torch uses (the very same pool where torch's OpenMP is the
-libgomp of the Linux wheels, as here). It is called through ``ctypes``.
+    esfit::lowrank_(Tensor(a!) out, Tensor x, Tensor a, Tensor b, int neg_from) -> ()
 
-The C source below is compiled with the system's C compiler (``$CC``, else ``cc``) at
-``-O3 -march=native`` the first time it is needed (well under a second), and cached under
-``$ESFIT_CACHE/kernels`` (default ``~/.cache/esfit/kernels``), keyed by the source, the flags and
-this CPU's features. Where no compiler works, or ``ESFIT_FUSED_KERNEL=0`` is set,
-``lowrank_kernel`` returns None, a warning names the reason once, and
-:class:`~trainer.PopulationPatch` uses torch ops instead: the same numbers up to float rounding,
-only slower.
+adds ``sign_j (x_j · b_s) a_s`` in place to the n rows j of each of the g factor sets s of ``out``
+(g·n…, dout), x (g·n…, din), a (g, r, dout), b (g, r, din), sign_j = −1 from row ``neg_from`` of
+each set on (see ``trainer/csrc/lowrank.cpp``). The schema, a fake (so that ``torch.compile`` with
+``fullgraph`` traces through it) and the reference implementation on every device (the torch ops of
+:func:`trainer.lowrank.lowrank_reference_`) are registered here, on import. The CPU implementation
+is the C++ file: one pass per layer over x and the output, float32 and bfloat16, AVX-512 and
+AVX-512 BF16 where the CPU has them, rows split over torch's threads. The profiler shows it as
+``esfit::lowrank_``.
 
-Supported: float32 and bfloat16 layers on the CPU, without autograd (rollouts), rank up to
-``MAX_RANK``. Everything else (fp16, CUDA, a forward pass that needs gradients) takes the torch path.
+It is built with ``torch.utils.cpp_extension.load`` (ninja, ``$CXX`` else ``c++``, ``-O3
+-march=native``) the first time a population is set, which takes tens of seconds, and is cached
+under ``$ESFIT_CACHE/kernels`` (``~/.cache/esfit/kernels``) with a name that hashes the source, the
+flags, torch's and Python's versions and this CPU's features. Processes that start together
+(torchrun ranks) take a lock: one builds, the others wait and load its file. The cache is used only
+while it is private: the ``kernels`` folder (made 0700) and everything the kernel loads from it must
+belong to this user and be writable by no one else, and the folder above it writable by others only
+with the sticky bit; otherwise (and where it cannot be written) the kernel is built in a new private
+temporary folder, with a warning that says why. Where no compiler or ninja works, or
+``ESFIT_FUSED_KERNEL=0`` is set, :func:`fused_op` returns None, a warning names the reason once, and
+:class:`~trainer.PopulationPatch` uses the torch ops: the same numbers up to float rounding.
 """
 
 from __future__ import annotations
 
-import ctypes
+import contextlib
 import hashlib
+import logging
 import os
 import platform
 import shutil
-import subprocess
+import stat
+import sys
 import tempfile
+import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
-_SOURCE = r"""
-#include <stdint.h>
-#include <string.h>
-
-/* out[s, j, :] += sign_j * sum_k (x[s, j, :] . b[s, k, :]) * a[s, k, :]
-   for g factor sets s of n rows j each, sign_j = -1 for j >= neg_from, else +1.
-   x (g, n, din), out (g, n, dout), a (g, r, dout) and b (g, r, din) are all in the layer's dtype,
-   with the scale sigma/sqrt(r) (and an unpaired member's sign) folded into a. Sums are float32; a
-   bfloat16 output is rounded once, to nearest even as torch does (the AVX-512 BF16 instructions
-   also treat subnormal inputs and outputs, below 1.2e-38, as zero, where torch keeps them). */
-
-#define TILE 256
-#define PARALLEL_WORK 32768 /* multiply-adds below which threads cost more than they save */
-
-static inline float bf16_to_f32(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-static inline uint16_t f32_to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); /* quiet NaN */
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-
-/* y[0:m] += sum_k c[k] a[k * stride : k * stride + m] */
-static void update_f32(float *restrict y, const float *restrict c, const float *restrict a, int64_t stride,
-                       int64_t r, int64_t m) {
-    for (int64_t k = 0; k < r; k++) {
-        const float ck = c[k];
-        const float *restrict ak = a + k * stride;
-#pragma omp simd
-        for (int64_t i = 0; i < m; i++) y[i] += ck * ak[i];
-    }
-}
-
-#if defined(__AVX512F__) && defined(__AVX512BF16__) && !defined(ESFIT_PORTABLE)
-#include <immintrin.h>
-
-static inline __m512 load_bf16x16(const uint16_t *p) {
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
-}
-
-/* bf16 pairs multiplied exactly and summed in float32 by dpbf16ps, 32 at a time; four accumulators
-   so that no instruction waits on the previous one's result */
-static float dot_bf16(const uint16_t *restrict x, const uint16_t *restrict b, int64_t d) {
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(),
-           acc3 = _mm512_setzero_ps();
-    int64_t i = 0;
-#define BF16X32(p) ((__m512bh)_mm512_loadu_si512((const void *)(p)))
-    for (; i + 128 <= d; i += 128) {
-        acc0 = _mm512_dpbf16_ps(acc0, BF16X32(x + i), BF16X32(b + i));
-        acc1 = _mm512_dpbf16_ps(acc1, BF16X32(x + i + 32), BF16X32(b + i + 32));
-        acc2 = _mm512_dpbf16_ps(acc2, BF16X32(x + i + 64), BF16X32(b + i + 64));
-        acc3 = _mm512_dpbf16_ps(acc3, BF16X32(x + i + 96), BF16X32(b + i + 96));
-    }
-    for (; i + 32 <= d; i += 32) acc0 = _mm512_dpbf16_ps(acc0, BF16X32(x + i), BF16X32(b + i));
-#undef BF16X32
-    float sum = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
-    for (; i < d; i++) sum += bf16_to_f32(x[i]) * bf16_to_f32(b[i]);
-    return sum;
-}
-
-static float dot_f32(const float *restrict x, const float *restrict b, int64_t d) {
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(),
-           acc3 = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 64 <= d; i += 64) {
-        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(b + i), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(b + i + 16), acc1);
-        acc2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 32), _mm512_loadu_ps(b + i + 32), acc2);
-        acc3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 48), _mm512_loadu_ps(b + i + 48), acc3);
-    }
-    for (; i + 16 <= d; i += 16) acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(b + i), acc0);
-    float sum = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
-    for (; i < d; i++) sum += x[i] * b[i];
-    return sum;
-}
-
-static void update_bf16(uint16_t *restrict y, const float *restrict c, const uint16_t *restrict a, int64_t stride,
-                        int64_t r, int64_t m) {
-    /* 32 values at a time: the even ones are the low halves of 32-bit lanes, the odd ones the high
-       halves, so both widen to float32 without shuffles; one permute puts them back in order */
-    const __m512i high = _mm512_set1_epi32((int)0xffff0000u);
-    const __m512i order = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
-                                           21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    int64_t i = 0;
-    for (; i + 32 <= m; i += 32) {
-        const __m512i v = _mm512_loadu_si512((const void *)(y + i));
-        __m512 even = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
-        __m512 odd = _mm512_castsi512_ps(_mm512_and_si512(v, high));
-        for (int64_t k = 0; k < r; k++) {
-            const __m512i w = _mm512_loadu_si512((const void *)(a + k * stride + i));
-            const __m512 ck = _mm512_set1_ps(c[k]);
-            even = _mm512_fmadd_ps(ck, _mm512_castsi512_ps(_mm512_slli_epi32(w, 16)), even);
-            odd = _mm512_fmadd_ps(ck, _mm512_castsi512_ps(_mm512_and_si512(w, high)), odd);
-        }
-        const __m512i packed = (__m512i)_mm512_cvtne2ps_pbh(odd, even);  /* even in the low half */
-        _mm512_storeu_si512((void *)(y + i), _mm512_permutexvar_epi16(order, packed));
-    }
-    for (; i + 16 <= m; i += 16) {
-        __m512 v = load_bf16x16(y + i);
-        for (int64_t k = 0; k < r; k++) v = _mm512_fmadd_ps(_mm512_set1_ps(c[k]), load_bf16x16(a + k * stride + i), v);
-        _mm256_storeu_si256((__m256i *)(y + i), (__m256i)_mm512_cvtneps_pbh(v));
-    }
-    for (; i < m; i++) {
-        float v = bf16_to_f32(y[i]);
-        for (int64_t k = 0; k < r; k++) v += c[k] * bf16_to_f32(a[k * stride + i]);
-        y[i] = f32_to_bf16(v);
-    }
-}
-#else
-static float dot_f32(const float *restrict x, const float *restrict b, int64_t d) {
-    float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-    for (int64_t i = 0; i < d; i++) acc += x[i] * b[i];
-    return acc;
-}
-
-static float dot_bf16(const uint16_t *restrict x, const uint16_t *restrict b, int64_t d) {
-    float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-    for (int64_t i = 0; i < d; i++) acc += bf16_to_f32(x[i]) * bf16_to_f32(b[i]);
-    return acc;
-}
-
-static void update_bf16(uint16_t *restrict y, const float *restrict c, const uint16_t *restrict a, int64_t stride,
-                        int64_t r, int64_t m) {
-    float t[TILE];
-#pragma omp simd
-    for (int64_t i = 0; i < m; i++) t[i] = bf16_to_f32(y[i]);
-    for (int64_t k = 0; k < r; k++) {
-        const float ck = c[k];
-#pragma omp simd
-        for (int64_t i = 0; i < m; i++) t[i] += ck * bf16_to_f32(a[k * stride + i]);
-    }
-#pragma omp simd
-    for (int64_t i = 0; i < m; i++) y[i] = f32_to_bf16(t[i]);
-}
-#endif
-
-/* The threads split the rows: each reads its rows of x once and updates its rows of out. threads is
-   torch's thread count, so that a second OpenMP runtime (clang's libomp beside torch's libgomp,
-   say) still uses as many; with torch's own libgomp, which is already loaded, the pool is shared.
-   Returns 0, or -1 (and does nothing) when r or threads is out of range. */
-#define LOWRANK(NAME, T, DOT, UPDATE)                                                                  \
-    int NAME(T *out, const T *x, const T *a, const T *b, int64_t g, int64_t n, int64_t din,             \
-             int64_t dout, int64_t r, int64_t neg_from, int64_t threads) {                             \
-        if (r < 1 || r > ESFIT_MAX_RANK || threads < 1) return -1;                                     \
-        _Pragma("omp parallel for collapse(2) schedule(static) num_threads(threads) if (g * n * (din + dout) >= PARALLEL_WORK)") \
-        for (int64_t s = 0; s < g; s++) {                                                              \
-            for (int64_t j = 0; j < n; j++) {                                                          \
-                const int64_t row = s * n + j;                                                         \
-                const T *as = a + s * r * dout, *bs = b + s * r * din;                                 \
-                const float sign = j >= neg_from ? -1.0f : 1.0f;                                       \
-                float c[ESFIT_MAX_RANK];                                                               \
-                for (int64_t k = 0; k < r; k++) c[k] = sign * DOT(x + row * din, bs + k * din, din);   \
-                for (int64_t i0 = 0; i0 < dout; i0 += TILE)                                            \
-                    UPDATE(out + row * dout + i0, c, as + i0, dout, r, dout - i0 < TILE ? dout - i0 : TILE); \
-            }                                                                                          \
-        }                                                                                              \
-        return 0;                                                                                      \
-    }
-
-LOWRANK(esfit_lowrank_f32, float, dot_f32, update_f32)
-LOWRANK(esfit_lowrank_bf16, uint16_t, dot_bf16, update_bf16)
-"""
+from trainer.lowrank import lowrank_reference_
 
 MAX_RANK = 64  # the kernel keeps a row's r products on the stack
-# tried in order: with OpenMP threads (sharing torch's OpenMP runtime, which is already loaded),
-# then without where the compiler has no OpenMP (Apple's clang); -mprefer-vector-width is x86's
+SCHEMA = "lowrank_(Tensor(a!) out, Tensor x, Tensor a, Tensor b, int neg_from) -> ()"
+SOURCE = Path(__file__).parent / "csrc" / "lowrank.cpp"
+DTYPES = (torch.float32, torch.bfloat16)
+# -mprefer-vector-width is x86's; without OpenMP (Apple's clang) the rows stay on one thread
 _X86 = ["-mprefer-vector-width=512"] if platform.machine().lower() in {"x86_64", "amd64"} else []
-_COMMON = ["-O3", "-march=native", *_X86, "-std=c11", "-shared", "-fPIC", f"-DESFIT_MAX_RANK={MAX_RANK}"]
-_FLAG_SETS = [[*_COMMON, "-fopenmp"], [*_COMMON, "-fopenmp-simd"], _COMMON]
-_SYMBOLS = {torch.float32: "esfit_lowrank_f32", torch.bfloat16: "esfit_lowrank_bf16"}
+_COMMON = ["-O3", "-march=native", *_X86, f"-DESFIT_MAX_RANK={MAX_RANK}"]
+_FLAG_SETS = [([*_COMMON, "-fopenmp"], ["-fopenmp"]), ([*_COMMON, "-Wno-unknown-pragmas"], [])]
 
-_library: ctypes.CDLL | None = None
+log = logging.getLogger(__name__)
+_libraries: dict[str, torch.library.Library] = {}  # kept alive: a collected Library unregisters its ops
+_built: dict[str, Path] = {}  # namespace -> the loaded file
 _failure: str | None = None  # why the kernel is unavailable, once known
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("ESFIT_CACHE", Path.home() / ".cache" / "esfit")) / "kernels"
+def define(namespace: str = "esfit") -> None:
+    """Register ``<namespace>::lowrank_``: its schema, its fake and its torch-ops reference."""
+    if namespace in _libraries:
+        return
+    lib = torch.library.Library(namespace, "FRAGMENT")
+    lib.define(SCHEMA)
+    lib.impl("lowrank_", lowrank_reference_, "CompositeExplicitAutograd")
+    torch.library.register_fake(f"{namespace}::lowrank_", _fake, lib=lib)
+    _libraries[namespace] = lib
+
+
+def _fake(out, x, a, b, neg_from) -> None:
+    """Shapes only: the operator returns nothing and writes ``out`` in place."""
+    torch._check(a.dim() == 3 and b.dim() == 3, lambda: f"a and b must be (g, r, d), got {a.shape}, {b.shape}")
+
+
+define()
+lowrank_op = torch.ops.esfit.lowrank_.default  # called per layer per step: looked up once
+
+
+def enabled() -> bool:
+    """False when ``ESFIT_FUSED_KERNEL`` is set to 0/false/no/off."""
+    return os.environ.get("ESFIT_FUSED_KERNEL", "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+def fused_op(dtype: torch.dtype):
+    """``esfit::lowrank_`` where its C++ CPU implementation serves ``dtype``, else None (another
+    dtype, ``ESFIT_FUSED_KERNEL=0``, or a build that failed: then a warning, once)."""
+    global _failure
+    if dtype not in DTYPES or not enabled():
+        return None
+    if "esfit" not in _built and _failure is None:
+        try:
+            build()
+        except Exception as err:  # noqa: BLE001 - any failure means: use torch ops instead
+            _failure = str(err)
+            warnings.warn(f"the fused low-rank kernel is unavailable ({_failure}); PopulationPatch uses torch ops, "
+                          "which give the same rollouts more slowly (set ESFIT_FUSED_KERNEL=0 to skip the attempt)",
+                          RuntimeWarning, stacklevel=2)
+    return lowrank_op if "esfit" in _built else None
+
+
+def unavailable_reason() -> str | None:
+    """Why the last attempt to build the kernel failed, or None."""
+    return _failure
+
+
+def build(namespace: str = "esfit", *, portable: bool = False) -> Path:
+    """Find in the cache or compile, and load, the CPU implementation of ``<namespace>::lowrank_``;
+    the loaded file. ``portable`` builds the plain loops that CPUs without AVX-512 BF16 run (tests
+    build those under another namespace, beside the real one)."""
+    if namespace in _built:
+        return _built[namespace]
+    compiler = _compiler()
+    if shutil.which(compiler) is None:
+        raise RuntimeError(f"no C++ compiler {compiler!r} on PATH (install g++ or clang++, or set CXX)")
+    define(namespace)
+    errors = []
+    for base, ldflags in _FLAG_SETS:
+        cflags = _cflags(base, namespace, portable)
+        try:
+            _built[namespace] = _find_or_build(_name(compiler, cflags), cflags, ldflags, namespace)
+            return _built[namespace]
+        except (OSError, RuntimeError) as err:
+            errors.append(str(err)[-1500:])
+    raise RuntimeError("building it failed: " + " | ".join(errors))
+
+
+def _compiler() -> str:
+    return os.environ.get("CXX") or "c++"  # what torch.utils.cpp_extension runs
+
+
+def _cflags(base: list[str], namespace: str, portable: bool) -> list[str]:
+    return [*base, f"-DESFIT_OPS={namespace}", *(["-DESFIT_PORTABLE"] if portable else [])]
+
+
+def _name(compiler: str, cflags: list[str]) -> str:
+    """The build's name: a hash of everything that shapes the machine code."""
+    parts = [SOURCE.read_text(), compiler, *cflags, torch.__version__, sys.version, _cpu_features()]
+    return "esfit_lowrank_" + hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
 def _cpu_features() -> str:
@@ -232,102 +151,131 @@ def _cpu_features() -> str:
     return "\n".join(dict.fromkeys(keep))
 
 
-def _compiler() -> str:
-    return os.environ.get("CC") or "cc"
+def _find_or_build(name: str, cflags: list[str], ldflags: list[str], namespace: str) -> Path:
+    """The library from the cache, built there first if missing; from a new private temporary
+    folder where the cache cannot be written or breaks the rule (:func:`check_private`)."""
+    try:
+        return _find_or_build_in(cache_dir(), name, cflags, ldflags, namespace)
+    except (OSError, UnsafeCacheError) as err:
+        root = Path(tempfile.mkdtemp(prefix="esfit-kernels-"))  # 0700 and new: nobody else's file is in it
+        warnings.warn(f"the kernel cache is not used ({err}); the kernel is built in {root} for this process only",
+                      RuntimeWarning, stacklevel=5)
+        return _find_or_build_in(root, name, cflags, ldflags, namespace)
 
 
-def _file_name(compiler: str, flags: list[str]) -> str:
-    """The cached library's name: a hash of everything that shapes the machine code."""
-    key = hashlib.sha256("\0".join([_SOURCE, compiler, *flags, _cpu_features()]).encode()).hexdigest()[:16]
-    return f"lowrank-{key}.so"
+def _find_or_build_in(root: Path, name: str, cflags: list[str], ldflags: list[str], namespace: str) -> Path:
+    private_dir(root)
+    with _lock(root / f"{name}.lock"):
+        folder, library = root / name, root / name / f"{name}.so"
+        if folder.exists():
+            check_tree(folder)
+        if library.exists():
+            try:
+                return _load(library, namespace)
+            except OSError:
+                library.unlink()  # damaged (a full disk, say): link it again
+        _compile(name, cflags, ldflags, folder)
+        return _load(library, namespace)
 
 
-def _compile(compiler: str, flags: list[str], target: Path) -> str | None:
-    """Compile the source into ``target``; the compiler's complaint, or None when it worked."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        source, built = Path(tmp) / "lowrank.c", Path(tmp) / "lowrank.so"
-        source.write_text(_SOURCE)
-        done = subprocess.run([compiler, *flags, str(source), "-o", str(built)],
-                              capture_output=True, text=True, timeout=120)
-        if done.returncode:
-            return f"{compiler} {' '.join(flags)}: {done.stderr.strip()[-1000:]}"
-        os.replace(built, target)  # atomic: concurrent processes never load a half-written file
-    return None
+def _compile(name: str, cflags: list[str], ldflags: list[str], folder: Path) -> None:
+    from torch.utils import cpp_extension
+
+    folder.mkdir(mode=0o700, exist_ok=True)
+    (folder / "lock").unlink(missing_ok=True)  # torch's own lock, left by a process killed mid-build
+    start = time.perf_counter()
+    with _ninja_on_path():
+        cpp_extension.load(name, [str(SOURCE)], extra_cflags=cflags, extra_ldflags=ldflags, build_directory=str(folder),
+                           is_python_module=False, verbose=False)
+    log.info("built %s in %.1f s", name, time.perf_counter() - start)
 
 
-def _load(path: Path) -> ctypes.CDLL:
-    library = ctypes.CDLL(str(path))
-    for symbol in _SYMBOLS.values():
-        fn = getattr(library, symbol)  # AttributeError when the file is some other library
-        fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 7
-        fn.restype = ctypes.c_int
+def _load(library: Path, namespace: str) -> Path:
+    check_tree(library.parent)
+    torch.ops.load_library(str(library))
+    if not torch._C._dispatch_has_kernel_for_dispatch_key(f"{namespace}::lowrank_", "CPU"):
+        raise RuntimeError(f"{library} loaded but registers no CPU kernel for {namespace}::lowrank_")
     return library
 
 
-def _build(extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL:
-    """Compile (or find in the cache) and load the kernels. ``extra_flags`` are for tests:
-    ``-DESFIT_PORTABLE`` builds the plain C loops that CPUs without AVX-512 BF16 run.
-
-    A cached file that does not load (truncated by a full disk, say) is built again. Where the cache
-    directory cannot be written, the library is built in a new private temporary directory
-    (``mkdtemp``: only this user can write there), once per process.
-    """
-    compiler = _compiler()
-    if shutil.which(compiler) is None:
-        raise RuntimeError(f"no C compiler {compiler!r} on PATH (install gcc, or set CC)")
-    errors, private = [], None
-    for flags in ([*f, *extra_flags] for f in _FLAG_SETS):
-        name = _file_name(compiler, flags)
-        target = _cache_dir() / name
-        if target.exists():
-            try:
-                return _load(target)
-            except (OSError, AttributeError):
-                pass  # damaged: build it again
-        try:
-            error = _compile(compiler, flags, target)
-        except OSError:  # e.g. a read-only cache directory
-            private = private or Path(tempfile.mkdtemp(prefix="esfit-kernels-"))
-            target = private / name
-            error = _compile(compiler, flags, target)
-        if error is None:
-            try:
-                return _load(target)
-            except (OSError, AttributeError) as err:  # e.g. an OpenMP runtime the loader cannot find
-                error = f"{target} was built but does not load: {err}"
-        errors.append(error)
-    raise RuntimeError("compiling it failed: " + " | ".join(errors))
+@contextlib.contextmanager
+def _ninja_on_path() -> Iterator[None]:
+    """PATH with the ninja of the PyPI package ``ninja`` when none is on PATH (a virtual environment
+    that was not activated keeps it out of sight), for the build only."""
+    if shutil.which("ninja") is not None:
+        yield
+        return
+    try:
+        import ninja
+    except ImportError:
+        raise RuntimeError("ninja is not installed: pip install ninja (esfit's train extra has it)") from None
+    before = os.environ.get("PATH", "")
+    os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + before
+    try:
+        yield
+    finally:
+        os.environ["PATH"] = before
 
 
-def lowrank_kernel(dtype: torch.dtype):
-    """The fused kernel for layers of ``dtype``, or None where it is unsupported or unavailable.
-
-    The kernel is called as ``fn(out_ptr, x_ptr, a_ptr, b_ptr, g, n, din, dout, r, neg_from,
-    threads)`` on contiguous CPU tensors of ``dtype``: it adds ``sign_j · (x_j · b_s) a_s`` to every
-    row ``j`` of each of the ``g`` factor sets ``s`` (see the C source for the layout), and returns
-    0, or -1 without touching anything when ``r`` is not in [1, MAX_RANK] or ``threads`` < 1.
-    """
-    global _library, _failure
-    symbol = _SYMBOLS.get(dtype)
-    if symbol is None or not enabled():
-        return None
-    if _library is None and _failure is None:
-        try:
-            _library = _build()
-        except Exception as err:  # noqa: BLE001 - any failure means: use torch ops instead
-            _failure = str(err)
-            warnings.warn(f"the fused low-rank kernel is unavailable ({_failure}); PopulationPatch uses torch ops, "
-                          "which give the same rollouts more slowly (set ESFIT_FUSED_KERNEL=0 to skip the attempt)",
-                          RuntimeWarning, stacklevel=2)
-    return None if _library is None else getattr(_library, symbol)
+@contextlib.contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` for the build, released when the process dies (unlike a lock
+    file: a killed rank must not leave the next run waiting forever)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: torch's own lock file still keeps builds apart
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
-def enabled() -> bool:
-    """False when ``ESFIT_FUSED_KERNEL`` is set to 0/false/no/off."""
-    return os.environ.get("ESFIT_FUSED_KERNEL", "1").strip().lower() not in {"0", "false", "no", "off"}
+# -- the cache's rule: only this user's files, which no one else can change -----------------------------
+
+class UnsafeCacheError(RuntimeError):
+    """A cached path that another user owns or could write."""
 
 
-def unavailable_reason() -> str | None:
-    """Why the last attempt to build the kernel failed, or None."""
-    return _failure
+def cache_dir() -> Path:
+    return Path(os.environ.get("ESFIT_CACHE", Path.home() / ".cache" / "esfit")) / "kernels"
+
+
+def private_dir(path: Path) -> None:
+    """Make ``path`` (mode 0700) if it is missing, then check it: see :func:`check_private`. Its
+    parent may be writable by others only with the sticky bit (like /tmp), which stops them from
+    swapping ``path`` for their own folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    check_private(path)
+    if not path.is_dir():
+        raise UnsafeCacheError(f"{path} is not a folder: delete it")
+    parent = path.parent.stat()
+    if parent.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not parent.st_mode & stat.S_ISVTX:
+        raise UnsafeCacheError(f"{path.parent} is writable by other users and has no sticky bit: make it private "
+                               "(chmod go-w) or point ESFIT_CACHE at a folder of your own")
+
+
+def check_tree(folder: Path) -> None:
+    """:func:`check_private` for ``folder`` and everything directly in it."""
+    check_private(folder)
+    for entry in folder.iterdir():
+        check_private(entry)
+
+
+def check_private(path: Path) -> None:
+    """Raise :class:`UnsafeCacheError` unless ``path`` is not a symbolic link, belongs to this user
+    and cannot be written by group or others."""
+    info = path.lstat()
+    if stat.S_ISLNK(info.st_mode):
+        raise UnsafeCacheError(f"{path} is a symbolic link: the kernel cache holds only real files; delete it")
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        raise UnsafeCacheError(f"{path} belongs to user id {info.st_uid}, not to this user ({os.getuid()}): "
+                               "delete it, or point ESFIT_CACHE at a folder of your own")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise UnsafeCacheError(f"{path} can be written by other users (mode {stat.filemode(info.st_mode)}): "
+                               "delete it, or chmod go-w it")

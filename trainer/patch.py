@@ -4,24 +4,23 @@ Each target layer's ``forward`` is wrapped so that it adds the member's low-rank
 
     y = x Wᵀ + b + σ/√r · s_i (x B_i) A_iᵀ      for the rows of x that belong to member i.
 
-Rows are laid out member-major: with m active members and a batch of N rows, rows
-[k·N/m, (k+1)·N/m) belong to the k-th active member. Each row keeps its own KV cache entries, and
+Rows are laid out member-major: with m active members of ``rows_per_member`` rows each, rows
+[k·rows, (k+1)·rows) belong to the k-th active member. Each row keeps its own KV cache entries, and
 the wrapper adds the same member's term at every decode step, so the cache holds exactly what a
 dense model with W + σE_i would have cached: generation is exact, not approximate. The base layers
 are never modified, so unpatching restores the original model bit for bit.
 
-The extra arithmetic is small (0.3% of SmolLM2-135M's at rank 1); what costs time is passes over
-the activations (``benchmarks/rollout_throughput.py``). On the CPU, float32 and bfloat16 layers outside autograd
-(all rollouts) use a fused C kernel (:mod:`trainer.kernel`) that forms each row's x B and updates
-its output row in one pass, on torch's threads. Elsewhere (fp16, CUDA, a pass with gradients, or
-no C compiler) the term is a few torch ops per layer, and three things keep those cheap:
+This module only wraps and dispatches; the term itself is :mod:`trainer.lowrank` (the factor
+record and the torch ops) or the fused operator ``esfit::lowrank_`` (:mod:`trainer.kernel`), which
+CPU layers in float32 and bfloat16 use outside autograd (every rollout). Elsewhere (CUDA, fp16, a
+pass with gradients, rank above the kernel's limit, no C++ compiler) the torch ops run, and two
+things keep them cheap:
 
 - when the active members come in whole mirrored pairs (+E_j at position 2k, −E_j at 2k+1, as
   ``trainer.rollout`` lays out a population), both members' rows use the pair's one copy of A_j and
   B_j and the sign goes on the small (rows, r) product x B_j: half the factor bytes;
-- layers that read the same input tensor (q/k/v projections, gate/up projections) are learned on
-  the first forward pass, and later passes compute x B for all of them in one stacked product;
-- a wrapped ``forward`` instead of a forward hook, whose dispatch costs more than the arithmetic.
+- layers of one ``input_group`` (q/k/v, gate/up; named when the targets are resolved) form x B
+  together in one product while decoding, once the wrapper has seen that they got the same tensor.
 """
 
 from __future__ import annotations
@@ -33,16 +32,13 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from trainer.kernel import MAX_RANK, lowrank_kernel
+from trainer import kernel, lowrank
+from trainer.lowrank import LayerFactors
 from trainer.noise import Population
 from trainer.targets import Target
 
-# up to this many (tokens per factor set × stacked rank) x B is a broadcast multiply-sum, not bmm
-BROADCAST_MAX = 64
 # the module attribute that holds (patch, the forward it wraps or None for the class's own)
 _PATCH_ATTR = "_esfit_population_patch"
-
-Group = tuple[nn.Module, ...]  # target layers that receive the same input tensor
 
 
 def _patched_forward(module: nn.Module, *args, **kwargs):
@@ -52,30 +48,34 @@ def _patched_forward(module: nn.Module, *args, **kwargs):
     return patch._perturb(module, args[0] if args else next(iter(kwargs.values())), output)
 
 
+class _Layer:
+    """What the wrapper needs of one layer for the current population (slots: read every step)."""
+
+    __slots__ = ("factors", "fused", "dtype", "group", "stacked", "columns")
+
+    def __init__(self, factors: LayerFactors, fused: bool, dtype: torch.dtype):
+        self.factors, self.fused, self.dtype = factors, fused, dtype
+        self.group: tuple[nn.Module, ...] = ()  # the layers of its input group, itself included
+        self.stacked: torch.Tensor | None = None  # (g, Σr, in): the group's B rows side by side
+        self.columns = slice(None)  # its columns of the group's stacked x B
+
+
 class PopulationPatch:
     """Wraps the ``forward`` of ``targets`` to perturb them per member; a no-op while no population
     is set.
 
     Use as a context manager (``with PopulationPatch(targets) as patch:``) or call
-    ``attach()``/``detach()``. ``set_population(pop, members)`` chooses the members whose rows make
-    up the batch; ``clear()`` returns to the unperturbed centre model.
+    ``attach()``/``detach()``. ``set_population(pop, members, rows_per_member=...)`` chooses the
+    members whose rows make up the batch; ``clear()`` returns to the unperturbed centre model.
     """
 
     def __init__(self, targets: Sequence[Target]):
         self.targets = list(targets)
         self._attached = False
-        # per module: A (g, r, out) with σ/√r (and the sign, per member) folded in, B (g, in, r)
-        # and B as rows (g, 1, r, in), for g factor sets (members, or mirrored pairs)
-        self._factors: dict[nn.Module, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
-        # per module, where the fused CPU kernel applies: (kernel, dtype, pointers to the A and B rows
-        # of _factors, g, r, in, out)
-        self._fused: dict[nn.Module, tuple] = {}
-        self._paired = False
+        self._layers: dict[nn.Module, _Layer] = {}
         self.active_members: int = 0
-        self._group_of: dict[nn.Module, Group] = {}  # learned: layers fed the same input tensor
-        self._stacked: dict[Group, tuple] = {}  # per group: B of all its layers side by side
-        self._memo: tuple | None = None  # (x, x's version, {layer: x B}, group) of the last input
-        self._signs: dict[tuple, torch.Tensor] = {}
+        self._rows_per_member: int | None = None
+        self._memo: tuple | None = None  # (x, x's version, its input group, the group's x B (g, n, Σr))
 
     # -- lifecycle -------------------------------------------------------------------------
     def attach(self) -> PopulationPatch:
@@ -109,8 +109,11 @@ class PopulationPatch:
         self.detach()
 
     # -- which members the batch holds -------------------------------------------------------
-    def set_population(self, population: Population, members: Sequence[int] | None = None) -> None:
-        """Perturb the batch with ``members`` of ``population`` (all of them by default), in order.
+    def set_population(self, population: Population, members: Sequence[int] | None = None, *,
+                       rows_per_member: int | None = None) -> None:
+        """Perturb the batch with ``members`` of ``population`` (all of them by default), in order,
+        ``rows_per_member`` rows each: every patched pass then checks that the batch has exactly
+        len(members) × rows_per_member rows. None accepts any whole multiple of len(members).
 
         The factors are cast to each layer's dtype and device once here, not at every step.
         """
@@ -120,44 +123,47 @@ class PopulationPatch:
         bad = [i for i in members if not 0 <= i < population.size]
         if bad:
             raise ValueError(f"members {bad} are outside the population of {population.size}")
-        paired = _in_mirrored_pairs(population, members)
+        if rows_per_member is not None and rows_per_member < 1:
+            raise ValueError(f"rows_per_member={rows_per_member} must be an integer ≥ 1 (or None)")
+        paired = lowrank.in_mirrored_pairs(population, members)
         # paired: one factor set per pair, the +E_j member's (the −E_j member's x B is negated);
         # otherwise one per member, its sign folded into A
         owners = members[0::2] if paired else members
-        factors, fused = {}, {}
+        layers, groups = {}, {}
         for t in self.targets:
             w = t.weight
-            a, b = population.member_factors(t.name, owners, dtype=w.dtype, device=w.device)
-            a_t, b_rows = a.transpose(1, 2).contiguous(), b.transpose(1, 2).unsqueeze(1).contiguous()
-            factors[t.module] = (a_t, b, b_rows)
-            kernel = lowrank_kernel(w.dtype) if w.device.type == "cpu" and b.shape[-1] <= MAX_RANK else None
-            if kernel is not None:  # A (g, r, out) and B rows (g, r, in), contiguous
-                fused[t.module] = (kernel, w.dtype, a_t.data_ptr(), b_rows.data_ptr(), b.shape[0], b.shape[-1],
-                                   b.shape[1], a_t.shape[-1])
+            factors = lowrank.layer_factors(population, t.name, owners, paired=paired, dtype=w.dtype, device=w.device)
+            fused = w.device.type == "cpu" and factors.rank <= kernel.MAX_RANK and kernel.fused_op(w.dtype) is not None
+            layers[t.module] = _Layer(factors, fused, w.dtype)
+            if t.input_group is not None:
+                groups.setdefault(t.input_group, []).append(t.module)
+        for modules in groups.values():
+            group, stacked, r = tuple(modules), lowrank.stack_rows([layers[m].factors for m in modules]), population.rank
+            for k, m in enumerate(group):
+                layers[m].group, layers[m].stacked, layers[m].columns = group, stacked, slice(k * r, (k + 1) * r)
         self.clear()
-        self._factors = factors
-        self._fused = fused
-        self._paired = paired
+        self._layers = layers
         self.active_members = len(members)
+        self._rows_per_member = rows_per_member
 
     @property
     def fused_layers(self) -> int:
-        """How many patched layers run the fused CPU kernel (:mod:`trainer.kernel`) for the current
+        """How many patched layers run the fused operator (:mod:`trainer.kernel`) for the current
         population when no gradient is needed; the others use torch ops."""
-        return len(self._fused)
+        return sum(layer.fused for layer in self._layers.values())
 
     def clear(self) -> None:
         """Back to the centre model: the layers stay wrapped but add nothing."""
-        self._factors = {}
-        self._fused = {}
-        self._stacked = {}
+        self._layers = {}
         self._memo = None
         self.active_members = 0
+        self._rows_per_member = None
 
     @contextmanager
-    def members(self, population: Population, members: Sequence[int] | None = None) -> Iterator[None]:
+    def members(self, population: Population, members: Sequence[int] | None = None, *,
+                rows_per_member: int | None = None) -> Iterator[None]:
         """``set_population`` for the duration of a ``with`` block."""
-        self.set_population(population, members)
+        self.set_population(population, members, rows_per_member=rows_per_member)
         try:
             yield
         finally:
@@ -165,114 +171,45 @@ class PopulationPatch:
 
     # -- the perturbation --------------------------------------------------------------------
     def _perturb(self, module: nn.Module, x: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
-        factors = self._factors.get(module)
-        if factors is None:
+        layer = self._layers.get(module)
+        if layer is None:
             return output
-        if x.shape[0] % self.active_members:
-            raise ValueError(
-                f"the batch has {x.shape[0]} rows, not a whole multiple of the {self.active_members} active "
-                "population members: lay the batch out as members × rows-per-member (see trainer.rollout)"
-            )
-        fused = self._fused.get(module)
-        if (fused is not None and x.dtype is fused[1] and output.dtype is fused[1] and not torch.is_grad_enabled()
-                and x.is_cpu and x.is_contiguous() and output.is_contiguous()
-                and output.numel() * fused[6] == x.numel() * fused[7]):  # the kernel writes n·g·out values
-            kernel, _, a_ptr, b_ptr, g, r, d_in, d_out = fused
-            n = x.numel() // (g * d_in)  # rows of one factor set × tokens
-            kernel(output.data_ptr(), x.data_ptr(), a_ptr, b_ptr, g, n, d_in, d_out, r, n // 2 if self._paired else n,
-                   torch.get_num_threads())
+        self._check_batch(x.shape[0])
+        f = layer.factors
+        if (layer.fused and x.dtype is layer.dtype and output.dtype is layer.dtype and not torch.is_grad_enabled()
+                and x.is_contiguous() and output.is_contiguous()):
+            n = x.numel() // (f.sets * x.shape[-1])  # rows of one factor set × tokens
+            kernel.lowrank_op(output, x, f.a, f.b_rows, f.neg_from(n))  # checks out's rows against x's
             return output
-        a_t = factors[0]  # (g, r, out)
-        xb = self._project(module, x)  # (g, n, r), signed
-        if torch.is_grad_enabled():
-            return output + torch.bmm(xb, a_t).view(output.shape)
-        # inference: accumulate into the layer's fresh output, no extra (rows, tokens, out) tensor
-        out = output.view(a_t.shape[0], -1, output.shape[-1])  # (g, n, out)
-        if a_t.shape[1] == 1:
-            out.addcmul_(xb, a_t)  # (g, n, 1) · (g, 1, out): an outer product; bmm with k=1 is slow on CPU
-        else:
-            out.baddbmm_(xb, a_t)
-        return output
+        xb = self._project(module, layer, x)  # (g, n, r), signed
+        return lowrank.add_term(output, xb, f)
 
-    def _project(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """x B of ``module`` (g, n, r), with the pair signs applied; computed together with the
-        layers known to share the input ``x``, and looked up when one of them computed it."""
+    def _check_batch(self, rows: int) -> None:
+        members, per = self.active_members, self._rows_per_member
+        if per is not None and rows != members * per:
+            raise ValueError(
+                f"the batch has {rows} rows, not the {members} active population members × rows_per_member={per} "
+                f"= {members * per} that set_population was given: pass the rows_per_member of this batch"
+            )
+        if rows % members:
+            raise ValueError(
+                f"the batch has {rows} rows, not a whole multiple of the {members} active population members: "
+                "lay the batch out as members × rows-per-member (see trainer.rollout)"
+            )
+
+    def _project(self, module: nn.Module, layer: _Layer, x: torch.Tensor) -> torch.Tensor:
+        """x B of ``module`` (g, n, r), signed. While decoding, a layer of an input group forms
+        the product for its whole group, and the others take their columns when they are handed
+        the very same tensor (same object, unchanged since: its version counter)."""
+        f = layer.factors
         try:
             version = x._version
         except RuntimeError:  # an inference-mode tensor has no version counter: no sharing
-            return self._products(module, (module,), x)[module]
+            version = None
+        if layer.stacked is None or version is None or not lowrank.few_rows(f, x):
+            return lowrank.negate_(lowrank.project(f, x), f.neg_from(x.numel() // (f.sets * x.shape[-1])))
         memo = self._memo
-        if memo is not None and memo[0] is x and memo[1] == version:
-            xb = memo[2].get(module)
-            if xb is None:  # a layer fed the same input as memo's group: share from now on
-                xb = self._products(module, (module,), x)[module]
-                memo[2][module] = xb
-                self._learn(memo[3], module)
-            return xb
-        group = self._group_of.get(module, (module,))
-        products = self._products(module, group, x)
-        self._memo = (x, version, products, group)
-        return products[module]
-
-    def _products(self, module: nn.Module, group: Group, x: torch.Tensor) -> dict[nn.Module, torch.Tensor]:
-        """{layer: x B (g, n, r)} for every layer of ``group`` (``module``'s group, each with the
-        same r) in one product when decoding, else for ``module`` alone.
-
-        Stacking changes no bit of any layer's product (elementwise products, then a sum over
-        each contiguous row), so a run gives the same numbers whether or not the groups are
-        learned yet; that keeps a resumed run bit-identical to an uninterrupted one.
-        """
-        _, b, b_rows = self._factors[module]
-        g, r, d = b.shape[0], b.shape[-1], x.shape[-1]
-        n = x.numel() // (g * d)  # rows of one factor set (member or pair) × tokens
-        if n * r > BROADCAST_MAX:  # prefill: one bmm per layer
-            group = (module,)
-            xb = torch.bmm(x.reshape(g, n, d), b)  # (g, n, r)
-        else:
-            # decoding (n small): a broadcast multiply-sum beats a batch of tiny GEMVs ~3x on CPU
-            if len(group) > 1:
-                b_rows, slices = self._stack(group)  # (g, 1, Σr, in)
-            xb = (x.reshape(g, n, 1, d) * b_rows).sum(-1)  # (g, n, 1, in) · (g, 1, Σr, in) -> (g, n, Σr)
-        if self._paired:
-            xb.mul_(self._pair_sign(n, xb))  # the −E_j member of each pair: rows n/2.. (exact)
-        if len(group) == 1:
-            return {module: xb}
-        return {m: xb[..., s] for m, s in zip(group, slices)}
-
-    def _pair_sign(self, n: int, like: torch.Tensor) -> torch.Tensor:
-        """(n, 1): +1 for the first member's n/2 rows of a pair, −1 for the second's."""
-        key = (n, like.dtype, like.device)
-        sign = self._signs.get(key)
-        if sign is None:
-            sign = torch.ones(n, 1, dtype=like.dtype, device=like.device)
-            sign[n // 2 :] = -1
-            self._signs[key] = sign
-        return sign
-
-    def _stack(self, group: Group) -> tuple[torch.Tensor, list[slice]]:
-        """The B rows of the group's layers side by side (g, 1, Σr, in), and each layer's columns;
-        built once per population."""
-        stacked = self._stacked.get(group)
-        if stacked is None:
-            rows = [self._factors[m][2] for m in group]  # (g, 1, r, in) each, one population: one r
-            r = rows[0].shape[2]
-            slices = [slice(k * r, (k + 1) * r) for k in range(len(group))]
-            stacked = self._stacked[group] = (torch.cat(rows, dim=2), slices)
-        return stacked
-
-    def _learn(self, group: Group, module: nn.Module) -> None:
-        """Record that ``module`` is fed the same input as ``group`` (e.g. k_proj after q_proj)."""
-        group = self._group_of.get(group[0], group)  # it may have grown since the memo was made
-        merged = tuple(dict.fromkeys(group + self._group_of.get(module, (module,))))
-        for m in merged:
-            self._group_of[m] = merged
-
-
-def _in_mirrored_pairs(population: Population, members: Sequence[int]) -> bool:
-    """True when ``members`` is (+E_j, −E_j) couples back to back (positions 2k, 2k+1): then the
-    rows of both members of a couple can share one factor set."""
-    if len(members) % 2:
-        return False
-    idx = torch.as_tensor(list(members))
-    pair, sign = population.pair_index[idx], population.sign[idx]
-    return torch.equal(pair[0::2], pair[1::2]) and bool((sign[0::2] > 0).all()) and bool((sign[1::2] < 0).all())
+        if memo is None or memo[0] is not x or memo[1] != version or memo[2] is not layer.group:
+            xb = lowrank.project(f, x, layer.stacked)  # (g, n, Σr) for the whole group
+            memo = self._memo = (x, version, layer.group, lowrank.negate_(xb, f.neg_from(xb.shape[1])))
+        return memo[3][..., layer.columns]

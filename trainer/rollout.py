@@ -192,7 +192,7 @@ def generate_rollouts(
                 )
             ]
         if population is not None:
-            patch.set_population(population, [members[p] for p in positions])
+            patch.set_population(population, [members[p] for p in positions], rows_per_member=len(row_seeds[rows]))
         try:
             seq = model.generate(input_ids=batch_ids, attention_mask=batch_mask, **NEUTRAL_SAMPLING, **kwargs)
         finally:

@@ -4,13 +4,17 @@ Targets are named the PEFT way: a list of module-name suffixes (``["q_proj", "v_
 expression matched against the full module name, or ``"all-linear"`` (every ``nn.Linear`` and GPT-2
 ``Conv1D`` except the output head). Both layer types compute ``y = x Wᵀ + b`` with W of shape
 (out, in); ``Conv1D`` stores Wᵀ, so the helpers here hide the transpose.
+
+Resolving also names each target's shared-input group from the module structure: sibling layers
+that a transformer block feeds one tensor (q/k/v, gate/up) get the same ``input_group``, so the
+patched forward pass can form their x B in one product (``trainer.patch``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -22,16 +26,26 @@ except ImportError:  # pragma: no cover - transformers is a dependency of the tr
 
 TargetSpec = str | Sequence[str]
 ALL_LINEAR = "all-linear"
+# sibling layer names that Hugging Face decoder blocks feed one tensor (the normed hidden state):
+# attention projections and the gated MLP's two input projections. A guess from names is enough:
+# the patch checks at run time that the siblings really got the same tensor before sharing.
+SHARED_INPUT_FAMILIES = (("q_proj", "k_proj", "v_proj"), ("query", "key", "value"), ("gate_proj", "up_proj"),
+                         ("w1", "w3"))
 
 
 @dataclass(frozen=True)
 class Target:
-    """One perturbed layer: its full module name, the module, and the (out, in) shape of W."""
+    """One perturbed layer: its full module name, the module, and the (out, in) shape of W.
+
+    ``input_group`` is shared by the targets that read the same input tensor (the parent's name and
+    the family, e.g. ``"model.layers.0.self_attn:q_proj,k_proj,v_proj"``), None for a lone layer.
+    """
 
     name: str
     module: nn.Module
     out_features: int
     in_features: int
+    input_group: str | None = None
 
     @property
     def transposed(self) -> bool:
@@ -116,7 +130,24 @@ def resolve_targets(model: nn.Module, target_modules: TargetSpec = ALL_LINEAR) -
             f"target_modules={target_modules!r} matched no linear layer of {type(model).__name__}; "
             f"linear layer names in this model: {available} (or use {ALL_LINEAR!r})"
         )
-    return targets
+    return with_input_groups(targets)
+
+
+def with_input_groups(targets: Sequence[Target]) -> list[Target]:
+    """``targets`` with ``input_group`` set for siblings of one family (``SHARED_INPUT_FAMILIES``)
+    under the same parent module, when at least two of them are targets, all of one in_features."""
+    members: dict[str, list[int]] = {}
+    for i, t in enumerate(targets):
+        parent, _, leaf = t.name.rpartition(".")
+        family = next((f for f in SHARED_INPUT_FAMILIES if leaf in f), None)
+        if family is not None:
+            members.setdefault(f"{parent}:{','.join(family)}", []).append(i)
+    out = list(targets)
+    for group, idx in members.items():
+        if len(idx) > 1 and len({targets[i].in_features for i in idx}) == 1:
+            for i in idx:
+                out[i] = replace(out[i], input_group=group)
+    return out
 
 
 def _reject_shared_weights(model: nn.Module, targets: list[Target]) -> None:

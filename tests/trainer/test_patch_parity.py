@@ -2,10 +2,13 @@
 rounding) in a full forward, across KV-cached decoding and in greedy and sampled generation; and
 unpatching restores the model bit for bit."""
 
+import dataclasses
+
 import pytest
 import torch
 
-from trainer.kernel import lowrank_kernel, unavailable_reason
+from trainer import lowrank
+from trainer.kernel import fused_op, unavailable_reason
 from trainer.noise import sample_population
 from trainer.patch import PopulationPatch
 from trainer.reference import dense_member_copy, naive_rollouts
@@ -18,10 +21,10 @@ P = 4
 
 @pytest.fixture(params=["fused", "torch"])
 def path(request, monkeypatch):
-    """The fused C kernel (where a C compiler is found), and the torch ops it replaces."""
+    """The fused operator (where a C++ compiler is found), and the torch ops it replaces."""
     if request.param == "torch":
         monkeypatch.setenv("ESFIT_FUSED_KERNEL", "0")
-    elif lowrank_kernel(torch.float32) is None:
+    elif fused_op(torch.float32) is None:
         pytest.skip(f"the fused kernel is unavailable: {unavailable_reason()}")
     return request.param
 
@@ -49,7 +52,8 @@ def test_full_forward_matches_dense_weights_per_member(setup, members):
     n = len(members)
     with torch.no_grad(), PopulationPatch(targets) as patch:
         patch.set_population(population, members)
-        assert patch._paired == (members in (list(range(P)), [2, 3, 0, 1]))
+        paired = {layer.factors.paired for layer in patch._layers.values()}
+        assert paired == {members in (list(range(P)), [2, 3, 0, 1])}
         logits = model(input_ids=enc.input_ids.repeat(n, 1), attention_mask=enc.attention_mask.repeat(n, 1)).logits
     with torch.no_grad():
         centre = model(**enc).logits
@@ -115,6 +119,18 @@ def test_batch_must_be_a_whole_multiple_of_the_members(setup):
         PopulationPatch(targets).set_population(population, [0, 9])
 
 
+def test_rows_per_member_checks_the_exact_batch(setup):
+    model, targets, population, enc = setup
+    rows = len(PROMPTS)
+    with torch.no_grad(), PopulationPatch(targets) as patch:
+        patch.set_population(population, rows_per_member=rows)
+        model(input_ids=enc.input_ids.repeat(P, 1), attention_mask=enc.attention_mask.repeat(P, 1))
+        with pytest.raises(ValueError, match=r"12 that set_population was given"):  # a whole multiple, still wrong
+            model(input_ids=enc.input_ids.repeat(2 * P, 1), attention_mask=enc.attention_mask.repeat(2 * P, 1))
+    with pytest.raises(ValueError, match="rows_per_member=0 must be"):
+        PopulationPatch(targets).set_population(population, rows_per_member=0)
+
+
 @pytest.mark.parametrize("greedy", [True, False])
 def test_population_generation_equals_the_naive_reference(setup, tokenizer, greedy):
     model, targets, population, _ = setup
@@ -128,26 +144,31 @@ def test_population_generation_equals_the_naive_reference(setup, tokenizer, gree
     assert len({str(m) for m in batched.texts}) == P  # the members really differ
 
 
-def test_layers_sharing_an_input_are_learned_and_change_no_bit(setup, path):
-    """On the torch path, q/k/v (and gate/up) read one tensor: after the first pass their x·B come
-    from one stacked product, which must give bit for bit what separate products gave (resumed runs
-    rely on it). The fused kernel computes each layer's own product every time."""
+def test_layers_sharing_an_input_form_one_product_that_changes_no_bit(setup, path, monkeypatch):
+    """On the torch path, q/k/v (and gate/up) read one tensor: while decoding, their x·B come from
+    one stacked product, which must give bit for bit what separate products give (resumed runs
+    rely on it). The groups come from the module structure; the fused operator needs none."""
     model, targets, population, enc = setup
     ids = enc.input_ids[:, :2].repeat(P, 1)  # few tokens per member: the decoding path
-    with torch.no_grad(), PopulationPatch(targets) as patch:
-        patch.set_population(population)
-        first = model(input_ids=ids).logits
-        groups = {tuple(m for m in g) for g in patch._group_of.values()}
-        second = model(input_ids=ids).logits
-    names = {t.module: t.name.rsplit(".", 1)[-1] for t in targets}
-    learned = sorted(tuple(names[m] for m in g) for g in groups)
-    if path == "fused":  # nothing to learn
-        assert learned == []
-    elif "q_proj" in names.values():  # Llama-style: separate projections read the same input
-        assert ("gate_proj", "up_proj") in learned and ("q_proj", "k_proj", "v_proj") in learned
+    groups = {t.input_group for t in targets} - {None}
+    if "q_proj" in targets[0].name:  # Llama-style: separate projections read the same input
+        assert len(groups) == 2 * model.config.num_hidden_layers
     else:  # GPT-2 style: fused c_attn, nothing to share
-        assert learned == []
-    assert torch.equal(first, second)
+        assert groups == set()
+    alone = [dataclasses.replace(t, input_group=None) for t in targets]
+    logits, products = [], []
+    project = lowrank.project
+    for chosen in (targets, alone, targets):
+        calls = []
+        monkeypatch.setattr(lowrank, "project", lambda *a, calls=calls: calls.append(1) or project(*a))
+        with torch.no_grad(), PopulationPatch(chosen) as patch:
+            patch.set_population(population)
+            logits.append(model(input_ids=ids).logits)
+        products.append(len(calls))
+    assert torch.equal(logits[0], logits[1]) and torch.equal(logits[0], logits[2])
+    if path == "torch":  # one product per group, not per layer
+        assert products[1] == len(targets) and products[0] == len(targets) - sum(
+            len([t for t in targets if t.input_group == g]) - 1 for g in groups)
 
 
 def test_a_forward_set_on_the_instance_is_wrapped_and_restored(setup):

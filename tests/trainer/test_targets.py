@@ -46,3 +46,17 @@ def test_a_head_tied_to_the_embeddings_is_refused():
     with pytest.raises(ValueError, match="tied embeddings"):
         resolve_targets(model, ["lm_head"])
     assert isinstance(resolve_targets(model)[0].module, torch.nn.Linear)  # all-linear is fine
+
+
+def test_layers_fed_one_tensor_get_one_input_group_from_the_structure():
+    targets = {t.name: t.input_group for t in resolve_targets(tiny_llama())}
+    attn, mlp = "model.layers.0.self_attn", "model.layers.0.mlp"
+    assert {targets[f"{attn}.{p}"] for p in ("q_proj", "k_proj", "v_proj")} == {f"{attn}:q_proj,k_proj,v_proj"}
+    assert targets[f"{mlp}.gate_proj"] == targets[f"{mlp}.up_proj"] == f"{mlp}:gate_proj,up_proj"
+    assert targets[f"{attn}.o_proj"] is None and targets[f"{mlp}.down_proj"] is None
+    assert targets["model.layers.1.self_attn.q_proj"] != targets[f"{attn}.q_proj"]  # one group per block
+    # two of a family are a group; one alone is not; GPT-2's fused c_attn has no siblings to share with
+    assert {t.input_group for t in resolve_targets(tiny_llama(), ["q_proj", "v_proj"])} == {
+        f"model.layers.{i}.self_attn:q_proj,k_proj,v_proj" for i in (0, 1)}
+    assert {t.input_group for t in resolve_targets(tiny_llama(), ["q_proj", "o_proj"])} == {None}
+    assert {t.input_group for t in resolve_targets(tiny_gpt2())} == {None}
