@@ -412,6 +412,10 @@ def make_prompt(topic: Topic, index: int, split: str, profile: str, names, seed:
             spoken.remove(core)
             spoken.insert(0, core)
         text, items = write_reference(spoken, topic, values, rng)
+        for _ in range(50):  # two people may say the same thing, but not in the same words
+            if text not in references:
+                break
+            text, items = write_reference(spoken, topic, values, rng)
         references.append(text)
         reference_facts.append(ids)
         reference_items.append(items)
