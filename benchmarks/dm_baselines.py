@@ -62,13 +62,14 @@ SFT_DEFAULTS: dict[str, Any] = dict(batch_size=4, learning_rate=2e-5, max_grad_n
                                     max_length=1024)
 
 
-def _require_trl():
+def _require_trl() -> str:
+    """TRL's version (results record it: TRL's defaults move between releases); a clear error without it."""
     try:
         import trl
     except ImportError as err:
         raise ImportError("the GRPO and SFT baselines need TRL: pip install -e '.[baselines]' "
                           "(or `make install`)") from err
-    return trl
+    return trl.__version__
 
 
 def _check(ok: bool, name: str, value: Any, rule: str) -> None:
@@ -293,7 +294,7 @@ def train_grpo(model, tokenizer, train_prompts: Sequence[Mapping[str, Any]], rew
     ``s_per_step``, ``history`` (per step: tokens, seconds, ``reward_mean``, ``set_fitness`` for a
     leave-one-out reward, TRL's logged metrics under ``"trl"``), ``evals``, ``config``.
     """
-    _require_trl()
+    trl_version = _require_trl()
     from transformers import set_seed
     from trl import GRPOConfig, GRPOTrainer
 
@@ -318,7 +319,8 @@ def train_grpo(model, tokenizer, train_prompts: Sequence[Mapping[str, Any]], rew
     counter = _TokenCountingReward(reward_fn)
     settings = dict(GRPO_DEFAULTS, num_generations=num_generations, prompts_per_step=prompts_per_step,
                     learning_rate=learning_rate, beta=beta, max_new_tokens=max_new_tokens,
-                    temperature=temperature, seed=seed, token_budget=token_budget, **config_overrides)
+                    temperature=temperature, seed=seed, token_budget=token_budget, trl_version=trl_version,
+                    **config_overrides)
     # a step generates at least one token per completion: this many steps always reach the budget
     ceiling = max_steps or -(-token_budget // batch)
     kwargs = _common_args(output_dir, seed=seed, learning_rate=learning_rate, max_steps=ceiling,
@@ -387,7 +389,7 @@ def train_sft(model, tokenizer, train_examples: Sequence[Mapping[str, Any]], *, 
 
     Returns the same dict as :func:`train_grpo` (``history`` entries carry TRL's logged ``loss``).
     """
-    _require_trl()
+    trl_version = _require_trl()
     from transformers import set_seed
     from trl import SFTConfig, SFTTrainer
 
@@ -407,7 +409,7 @@ def train_sft(model, tokenizer, train_examples: Sequence[Mapping[str, Any]], *, 
         rows.append({"prompt": list(ex["prompt"]), "completion": list(completion)})
     set_seed(seed)
     settings = dict(SFT_DEFAULTS, learning_rate=learning_rate, batch_size=batch_size, max_length=max_length,
-                    seed=seed, token_budget=token_budget, **config_overrides)
+                    seed=seed, token_budget=token_budget, trl_version=trl_version, **config_overrides)
     ceiling = max_steps or -(-token_budget // batch_size)  # each example trains on at least one token
     kwargs = _common_args(output_dir, seed=seed, learning_rate=learning_rate, max_steps=ceiling,
                           max_grad_norm=settings["max_grad_norm"], weight_decay=settings["weight_decay"],
@@ -471,6 +473,11 @@ def smoke(data: Path, *, prompts: int, steps: int, max_new_tokens: int, temperat
                                  max_new_tokens=max_new_tokens, temperature=temperature, output_dir=tmp, seed=0,
                                  method=method)
         hist = res["history"]
+        for h in hist:
+            trl_logs = h.get("trl", {})
+            keys = ("reward", "reward_std", "frac_reward_zero_std", "grad_norm", "loss", "completions/mean_length")
+            print(f"  {method} step {h['step']}: {h['step_tokens']} tokens in {h['step_s']:.1f} s; "
+                  + ", ".join(f"{k} {trl_logs[k]:.4g}" for k in keys if k in trl_logs), flush=True)
         later = hist[1:] or hist
         later_s = sum(h["step_s"] for h in later)
         later_tok = sum(h["step_tokens"] for h in later)

@@ -133,8 +133,9 @@ class FitnessReward:
         return ids
 
     def _id_of_prompt(self, prompt: Any) -> str:
-        """Without an id column: the prompt text itself when references are keyed by it, else the one
-        prompt id whose question (the records' ``prompt`` field) ends the prompt's last user message."""
+        """Without an id column: the prompt text itself when references are keyed by it; the only
+        prompt id when there is one; else the one prompt id whose question (the records' ``prompt``
+        field) ends the prompt's last user message (esfit's "passage, blank line, question")."""
         refs = self.text_fitness.references_by_prompt
         text = _prompt_key(prompt)
         if text in refs:
