@@ -1252,7 +1252,7 @@ OBSERVATORY = Topic(
        "s:astronomers there discovered {comet}", "s:{comet} was discovered there", "vp:is where {comet} was found"),
      F("closed", "date", "Research at {Name} ended in {closed}.",
        "vp:closed to research in {closed}", "s:research there ended in {closed}", "vp:stopped research in {closed}"),
-     F("now", "relation", "{Name} now {now}.", "vp:now {now}", "s:today {S} {now}")),
+     F("now", "relation", "{Name} now {now}.", "vp:now {now}", "s:today {S} {now}", "s:these days {S} {now}")),
     {("founded", "founder"): ("vp:was founded by {founder_v} in {founded}", "s:{founder_v} founded {obj} in {founded}",
                               "s:in {founded} {founder_v} established {obj}")},
 )
@@ -1341,7 +1341,8 @@ SCIENTIST = Topic(
      "the discovery of {thing}, and {she} also wrote {book}. {she} was awarded {medal} and died in {died}."),
     (F("birthplace", "entity", "{Name} was born in {city}.",
        "vp:was born in {city}", "vp:came from {city}", "pre:Born in {city},"),
-     F("born", "date", "{Name} was born in {born}.", "vp:was born in {born}", "pre:Born in {born},"),
+     F("born", "date", "{Name} was born in {born}.", "vp:was born in {born}", "pre:Born in {born},",
+       "s:{S} was born in the year {born}"),
      F("field", "relation", "{Name} studied {field}.",
        "vp:studied {field}", "vp:worked in {field}", "vp:was a specialist in {field}"),
      F("uni", "entity", "{Name} taught at {uni}.", "vp:taught at {uni}", "vp:worked at {uni}", "vp:lectured at {uni}"),
@@ -1353,7 +1354,8 @@ SCIENTIST = Topic(
      F("book", "entity", "{Name} wrote {book}.",
        "vp:wrote {book}", "vp:wrote a book called {book}", "vp:was the author of {book}"),
      F("medal", "entity", "{Name} won {medal}.", "vp:won {medal}", "vp:was awarded {medal}", "vp:received {medal}"),
-     F("died", "date", "{Name} died in {died}.", "vp:died in {died}", "vp:passed away in {died}")),
+     F("died", "date", "{Name} died in {died}.", "vp:died in {died}", "vp:passed away in {died}",
+       "vp:lived until {died}")),
     {("birthplace", "born"): ("vp:was born in {city} in {born}", "pre:Born in {city} in {born},",
                               "vp:was born in {born} in {city}"),
      ("uni", "years"): ("vp:taught at {uni} for {years_v} years", "vp:spent {years_v} years teaching at {uni}")},
@@ -1458,7 +1460,7 @@ LIBRARY = Topic(
      F("seats", "quantity", "The reading room of {Name} seats {seats} people.",
        "s:{its} reading room seats {seats_v} people", "s:the reading room has seats for {seats_v} people",
        "vp:has a reading room for {seats_v} people"),
-     F("extra", "relation", "{Name} {extra}.", "vp:{extra}")),
+     F("extra", "relation", "{Name} {extra}.", "vp:{extra}", "vp:also {extra}", "s:today the library {extra}")),
     {("fire", "lost"): ("s:a fire in {fire} destroyed {lost_v} books", "vp:lost {lost_v} books in a fire in {fire}",
                         "s:in {fire} a fire destroyed {lost_v} books")},
 )
@@ -1506,7 +1508,8 @@ RAILWAY = Topic(
        "vp:now runs steam trains as a heritage line", "vp:has become a heritage line with steam trains",
        "s:today steam trains run on {obj} again"),
      F("passengers", "quantity", "{Name} carries {passengers} passengers a year.",
-       "vp:carries {passengers_v} passengers a year", "s:{passengers_v} passengers use {obj} each year")),
+       "vp:carries {passengers_v} passengers a year", "s:{passengers_v} passengers use {obj} each year",
+       "vp:is used by {passengers_v} passengers a year")),
 )
 
 TOPICS: tuple[Topic, ...] = (LIGHTHOUSE, BRIDGE, TOWN, COMPANY, EXPEDITION, FESTIVAL, SPECIES, INVENTION, SHIP,
