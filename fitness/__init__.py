@@ -28,9 +28,10 @@ from fitness.divergences import (
     tv_divergence,
     wasserstein_divergence,
 )
+from fitness.presence import PRESENCE_THRESHOLD, Presence, presence, presence_scores
 from fitness.rewards import leave_one_out_reward, per_sample_reward
 from fitness.scoring import CorpusScore, ScoreReport, score_corpus
-from fitness.support import SupportIndex, supported
+from fitness.support import MATCH_RULES, Match, SupportIndex, supported
 from fitness.text import TextFitness
 
 __all__ = [
@@ -39,11 +40,15 @@ __all__ = [
     "DEFAULT_SPEC",
     "DIVERGENCES",
     "KL_CAP",
+    "MATCH_RULES",
+    "PRESENCE_THRESHOLD",
     "ORDINAL_VIEWS",
     "CorpusScore",
     "FactDistribution",
     "Fitness",
     "FitnessResult",
+    "Match",
+    "Presence",
     "PromptContext",
     "ScoreReport",
     "SupportIndex",
@@ -66,6 +71,8 @@ __all__ = [
     "per_sample_reward",
     "precision",
     "precision_score",
+    "presence",
+    "presence_scores",
     "reference_k",
     "register",
     "score_corpus",

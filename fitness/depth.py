@@ -40,7 +40,7 @@ __all__ = [
 def informative(extraction: Extraction, prompt_keys: Iterable[tuple[str, str]] = ()) -> Extraction:
     """The answer's unique facts minus the ``(kind, key)`` pairs that also occur in the prompt."""
     banned = frozenset(prompt_keys)
-    return Extraction(tuple(f for f in extraction.unique_facts if (f.kind, f.key) not in banned))
+    return Extraction(tuple(f for f in extraction.unique_facts if (f.kind, f.key) not in banned), extraction.sentences)
 
 
 def depth_score(extraction: Extraction) -> int:

@@ -22,7 +22,7 @@ __all__ = ["CacheError", "ExtractionCache", "content_key"]
 _SCHEMA = "CREATE TABLE IF NOT EXISTS extractions (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 # Layout of a stored value (see _encode). Bump it whenever that layout changes: a file written in
 # another layout is emptied on open (it is only a cache) instead of failing on read.
-_FORMAT = 2
+_FORMAT = 3
 _CHUNK = 500  # sqlite limits host parameters per statement (999 on old builds)
 
 
@@ -42,12 +42,15 @@ def _encode(extraction: Extraction) -> str:
     # Extraction.to_dict's objects, which matters when a cached pass should cost ~nothing
     rows = [[f.kind, f.key, f.text, f.span[0], f.span[1], f.label, f.source_index, f.duplicate]
             for f in extraction.facts]
-    return json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps([rows, [" ".join(s) for s in extraction.sentences]], ensure_ascii=False,
+                      separators=(",", ":"))
 
 
 def _decode(value: str) -> Extraction:
+    rows, sentences = json.loads(value)
     return Extraction(tuple(Fact(k, key, text, (start, end), label, source, dup)
-                            for k, key, text, start, end, label, source, dup in json.loads(value)))
+                            for k, key, text, start, end, label, source, dup in rows),
+                      tuple(tuple(s.split()) for s in sentences))
 
 
 class CacheError(ValueError):

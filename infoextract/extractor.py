@@ -17,17 +17,19 @@ from infoextract._spacy import Doc, Language
 from infoextract.align import SourceIndex
 from infoextract.cache import ExtractionCache, content_key
 from infoextract.concepts import concept_facts
+from infoextract.coref import resolve_mentions
 from infoextract.entities import entity_facts
 from infoextract.facts import FACT_KINDS, Extraction, Fact
 from infoextract.patterns import PatternSet, load_patterns
 from infoextract.pipeline import load_pipeline, pipeline_signature, pipes_for_kinds
 from infoextract.records import Record
-from infoextract.relations import relation_facts
+from infoextract.relations import arg_key, relation_facts
+from infoextract.sentences import sentence_words
 
 __all__ = ["Extractor", "RULES_VERSION", "split_text"]
 
 # Bump when a rule changes what facts a text gives: it is part of the cache key.
-RULES_VERSION = "3"
+RULES_VERSION = "4"
 # The parser and NER need about 1 GB per 100,000 characters (spaCy's max_length note); chunks of
 # this size keep memory flat whatever the input and lose context only at paragraph/sentence cuts.
 DEFAULT_CHUNK_CHARS = 20_000
@@ -82,6 +84,8 @@ class Extractor:
         batch_size: texts per ``nlp.pipe`` batch.
         n_process: worker processes for ``nlp.pipe`` (1 = in process).
         chunk_chars: longest piece of text given to spaCy at once.
+        resolve: resolve pronouns and short names inside each text before keying relation
+            arguments and sentence words (:mod:`infoextract.coref`).
     """
 
     def __init__(
@@ -94,6 +98,7 @@ class Extractor:
         batch_size: int = 64,
         n_process: int = 1,
         chunk_chars: int = DEFAULT_CHUNK_CHARS,
+        resolve: bool = True,
     ):
         if isinstance(kinds, str):
             kinds = [k.strip() for k in kinds.split(",") if k.strip()]
@@ -104,6 +109,7 @@ class Extractor:
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         self.kinds = frozenset(kinds)
+        self.resolve = bool(resolve)
         self.batch_size = batch_size
         self.n_process = n_process
         self.chunk_chars = min(chunk_chars, 1_000_000)
@@ -127,7 +133,7 @@ class Extractor:
         patterns = self._patterns.digest if self._patterns else "-"
         pipes = ",".join(p for p in self.nlp.pipe_names if p not in self.disabled)
         return (f"{pipeline_signature(self.nlp)}|pipes={pipes}|kinds={kinds}|patterns={patterns}"
-                f"|chunk={self.chunk_chars}|rules={RULES_VERSION}")
+                f"|chunk={self.chunk_chars}|resolve={int(self.resolve)}|rules={RULES_VERSION}")
 
     def __repr__(self) -> str:
         kinds = ",".join(k for k in FACT_KINDS if k in self.kinds)
@@ -184,14 +190,21 @@ class Extractor:
 
     def doc_facts(self, doc: Doc, offset: int = 0) -> list[Fact]:
         """Facts of one parsed doc (spans shifted by ``offset``), unsorted and unmarked."""
+        return self._doc_parts(doc, offset)[0]
+
+    def _doc_parts(self, doc: Doc, offset: int = 0) -> tuple[list[Fact], list[tuple[str, ...]]]:
+        """Facts (unsorted, unmarked) and content words per sentence of one parsed doc."""
         facts, covered = entity_facts(doc, self.kinds, offset)
+        if self.resolve:
+            # pronouns and short names take their antecedent's key before triples are keyed
+            resolve_mentions(doc, facts, covered, offset, arg_key=arg_key)
         if "relation" in self.kinds:
             facts.extend(relation_facts(doc, covered, offset))
         if "concept" in self.kinds:
             facts.extend(concept_facts(doc, covered, offset))
         if self._patterns is not None:
             facts.extend(self._patterns.facts(doc, self.kinds, offset))
-        return facts
+        return facts, sentence_words(doc, covered)
 
     # ------------------------------------------------------------------ internals
 
@@ -207,12 +220,15 @@ class Extractor:
         indexes = self._index_sources({s for s in sources if s}, progress)
         tasks = [(chunk, (i, off)) for i, text in enumerate(texts) for off, chunk in split_text(text, self.chunk_chars)]
         facts: list[list[Fact]] = [[] for _ in texts]
+        sentences: list[list[tuple[str, ...]]] = [[] for _ in texts]
         bar = tqdm(total=len(tasks), desc="extracting", unit="chunk", disable=not progress, leave=False)
         for doc, (i, off) in self._pipe(tasks, self.disabled):
-            facts[i].extend(self.doc_facts(doc, off))
+            got, words = self._doc_parts(doc, off)
+            facts[i].extend(got)
+            sentences[i].extend(words)
             bar.update(1)
         bar.close()
-        return [_finish(f, indexes.get(s) if s else None) for f, s in zip(facts, sources)]
+        return [_finish(f, w, indexes.get(s) if s else None) for f, w, s in zip(facts, sentences, sources)]
 
     def _index_sources(self, sources: set[str], progress: bool) -> dict[str, SourceIndex]:
         """Parse each distinct source once and index its sentences for alignment."""
@@ -237,7 +253,7 @@ class Extractor:
         return known
 
 
-def _finish(facts: list[Fact], index: SourceIndex | None) -> Extraction:
+def _finish(facts: list[Fact], sentences: list[tuple[str, ...]], index: SourceIndex | None) -> Extraction:
     """Order facts by position (then kind), mark repeated (kind, key) pairs, align to the source."""
     facts.sort(key=lambda f: (f.span[0], _KIND_ORDER.get(f.kind, 99), f.span[1]))
     seen: set[tuple[str, str]] = set()
@@ -250,5 +266,5 @@ def _finish(facts: list[Fact], index: SourceIndex | None) -> Extraction:
         if duplicate or source_index is not None:
             fact = Fact(fact.kind, fact.key, fact.text, fact.span, fact.label, source_index, duplicate)
         out.append(fact)
-    return Extraction(facts=tuple(out))
+    return Extraction(facts=tuple(out), sentences=tuple(sentences))
 

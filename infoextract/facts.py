@@ -62,9 +62,17 @@ class Fact:
 
 @dataclass(frozen=True)
 class Extraction:
-    """The facts of one text, in order of appearance (duplicates included and marked)."""
+    """The facts of one text, in order of appearance (duplicates included and marked).
+
+    ``sentences`` holds, per sentence of the text, its content words: lemmas without stop words
+    and punctuation, entity and value tokens replaced by the words of their fact key, pronouns
+    and short names by their antecedent's (see :mod:`infoextract.coref`). The presence decision
+    (:func:`fitness.presence`) uses them as its statement-level fallback; extractions built by
+    hand may leave it empty.
+    """
 
     facts: tuple[Fact, ...] = field(default_factory=tuple)
+    sentences: tuple[tuple[str, ...], ...] = field(default_factory=tuple)
 
     @property
     def unique_facts(self) -> tuple[Fact, ...]:
@@ -86,8 +94,12 @@ class Extraction:
         return tuple(f for f in self.unique_facts if f.kind in kinds)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"depth": self.depth, "facts": [f.to_dict() for f in self.facts]}
+        out: dict[str, Any] = {"depth": self.depth, "facts": [f.to_dict() for f in self.facts]}
+        if self.sentences:
+            out["sentences"] = [list(s) for s in self.sentences]
+        return out
 
     @classmethod
     def from_dict(cls, obj: dict[str, Any]) -> Extraction:
-        return cls(facts=tuple(Fact.from_dict(f) for f in obj.get("facts", [])))
+        return cls(facts=tuple(Fact.from_dict(f) for f in obj.get("facts", [])),
+                   sentences=tuple(tuple(s) for s in obj.get("sentences", ())))

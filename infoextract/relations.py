@@ -24,7 +24,7 @@ from infoextract.entities import covered_words, token_word
 from infoextract.facts import Fact
 from infoextract.normalize import canonical_words
 
-__all__ = ["relation_facts"]
+__all__ = ["relation_facts", "arg_key"]
 
 _SUBJ = ("nsubj", "nsubjpass", "csubj", "csubjpass")
 _OBJ = ("dobj", "attr", "acomp", "oprd", "dative", "obj")
@@ -50,7 +50,7 @@ def _partitive(tok: Token) -> Token:
     return tok
 
 
-def _arg_key(tok: Token, covered: dict[int, str]) -> str:
+def arg_key(tok: Token, covered: dict[int, str]) -> str:
     """Canonical key of an argument headed by ``tok``."""
     tok = _partitive(tok)
     if tok.i in covered:
@@ -145,8 +145,8 @@ def relation_facts(doc: Doc, covered: dict[int, str], offset: int = 0) -> list[F
         for subj, p, obj in triples:
             if obj is not None and obj.lower_ in _RELATIVE and verb.dep_ == "relcl":
                 obj = verb.head  # "the book that he wrote" -> he | write | book
-            subj_key = _arg_key(subj, covered)
-            obj_key = _arg_key(obj, covered) if obj is not None else ""
+            subj_key = arg_key(subj, covered)
+            obj_key = arg_key(obj, covered) if obj is not None else ""
             tokens = [t for t in (subj, verb, obj) if t is not None]
             start = min(t.idx for t in tokens)
             end = max(t.idx + len(t) for t in tokens)

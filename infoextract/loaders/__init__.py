@@ -6,11 +6,11 @@
 
 Formats: ``squad`` (SQuAD v1.1 JSON), ``squality`` (SQuALITY story files), ``squality-eval``
 (SQuALITY human-eval responses with ratings), ``mgtbench`` (MGTBench-style CSV), ``multiref``
-(generic multi-reference JSON/JSONL). Add one with :func:`register`.
+(generic multi-reference JSON/JSONL), ``realsumm`` (REALSumm scores, SCUs and annotations). Add one with :func:`register`.
 """
 
 # importing the format modules registers them
-from infoextract.loaders import mgtbench, multiref, squad, squality  # noqa: F401
+from infoextract.loaders import mgtbench, multiref, realsumm, squad, squality  # noqa: F401
 from infoextract.loaders.base import LOADERS, FormatError, load_corpus, loader_options, register
 
 __all__ = ["LOADERS", "FormatError", "load_corpus", "loader_options", "register"]

@@ -25,11 +25,12 @@ def test_support_exact_numeric_fuzzy():
         fact("steffens|find|robots", "relation", "find"),  # near-identical triple
         fact("robot|find|steffens", "relation", "find"),  # subject and object swapped: another fact
         fact("lieutenant ball"),                      # unsupported
-        fact("captain steffens", kind="concept", label=""),  # other kind
+        fact("captain steffens", kind="concept", label=""),  # a name as a noun chunk: the same name
+        fact("captain steffens|find|robot", "relation", "find"),  # a longer name in a triple
     ]
-    assert index.supports(cands).tolist() == [True, True, False, False, True, True, False, False, False]
+    assert index.supports(cands).tolist() == [True, True, False, False, True, True, False, False, True, True]
     strict = SupportIndex.build(refs, numeric_tolerance=0.0, fuzzy_threshold=100)
-    assert strict.supports(cands).tolist() == [True, False, False, False, False, False, False, False, False]
+    assert strict.supports(cands).tolist() == [True, False, False, False, False, False, False, False, True, True]
 
 
 def test_support_rejects_bad_options():
