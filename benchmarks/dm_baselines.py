@@ -343,6 +343,7 @@ def train_grpo(model, tokenizer, train_prompts: Sequence[Mapping[str, Any]], rew
                           processing_class=tokenizer, callbacks=[callback])
     _quiet(trainer)
     trainer.train()
+    model.eval()  # as load_model hands it over; the Trainer leaves it in training mode
     run.evaluate(len(run.history))
     return run.result(settings)
 
@@ -424,6 +425,7 @@ def train_sft(model, tokenizer, train_examples: Sequence[Mapping[str, Any]], *, 
                           callbacks=[_callback(run, lambda: {})])
     _quiet(trainer)
     trainer.train()
+    model.eval()  # as load_model hands it over; the Trainer leaves it in training mode
     run.evaluate(len(run.history))
     return run.result(settings)
 
