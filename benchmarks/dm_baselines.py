@@ -375,8 +375,9 @@ def train_sft(model, tokenizer, train_examples: Sequence[Mapping[str, Any]], *, 
 
     SFT generates no tokens, so its budget counts the **reference (assistant) tokens trained on**:
     the tokens of each example that carry a loss (the assistant turn as the chat template renders
-    it, closing end-of-turn token included; the prompt carries none), summed over every step,
-    repeats of an example included. The run ends at the step that reaches ``token_budget`` (or
+    it; the prompt carries none), summed over every step, repeats of an example included. With
+    SmolLM2's template that is the reference's tokens plus ``<|im_end|>`` and a newline: one token
+    more than a generated answer of the same text counts (up to and including ``<|im_end|>``). The run ends at the step that reaches ``token_budget`` (or
     after ``max_steps`` steps, if given, first).
 
     Args:
