@@ -151,14 +151,24 @@ class _Run:
         self.history: list[dict[str, Any]] = []
         self.evals: list[dict[str, Any]] = []
         self.summary: dict[str, Any] = {}  # TRL's closing log (train_runtime, train_loss, ...)
-        self.eval_s = 0.0
+        self.eval_s = self.eval_cpu_s = 0.0
         self.next_eval = eval_every or 0
-        self.started = time.perf_counter()
-        self.step_started = self.started
+        self.start()
+
+    def start(self) -> None:
+        """(Re)start the clocks: wall time and this process's CPU time (a fairer measure than wall
+        time on a shared machine; with one torch thread it is what an idle machine's wall time is)."""
+        self.started = self.step_started = time.perf_counter()
+        self.cpu_started = self.step_cpu_started = time.process_time()
+        self.eval_s = self.eval_cpu_s = 0.0
 
     def wall(self) -> float:
         """Seconds of training so far, evaluation excluded."""
         return time.perf_counter() - self.started - self.eval_s
+
+    def cpu(self) -> float:
+        """CPU seconds of training so far, evaluation excluded."""
+        return time.process_time() - self.cpu_started - self.eval_cpu_s
 
     def evaluate(self, step: int) -> None:
         if self.eval_fn is None:
@@ -168,7 +178,7 @@ class _Run:
         tokens = self.tokens()
         if self.evals and self.evals[-1]["tokens"] == tokens:
             return
-        t0, state, was_training = time.perf_counter(), _rng_state(), self.model.training
+        t0, c0, state, was_training = time.perf_counter(), time.process_time(), _rng_state(), self.model.training
         self.model.eval()
         try:
             with torch.no_grad():
@@ -177,6 +187,7 @@ class _Run:
             self.model.train(was_training)
             _set_rng_state(state)
             self.eval_s += time.perf_counter() - t0
+            self.eval_cpu_s += time.process_time() - c0
         self.evals.append({"tokens": tokens, "step": step, "wall_s": self.wall(), "result": result})
         self.log(f"{self.method} eval at {tokens} tokens (step {step}): {result}")
 
@@ -186,7 +197,7 @@ class _Run:
         tokens = self.tokens()
         prev = self.history[-1]["tokens"] if self.history else 0
         entry = {"step": step, "tokens": tokens, "step_tokens": tokens - prev, "step_s": now - self.step_started,
-                 "wall_s": self.wall(), **extra}
+                 "step_cpu_s": time.process_time() - self.step_cpu_started, "wall_s": self.wall(), **extra}
         self.history.append(entry)
         shown = " ".join(f"{k} {v:+.4f}" for k, v in extra.items() if isinstance(v, float) and math.isfinite(v))
         self.log(f"{self.method} step {step}: {tokens}/{self.budget} tokens, {entry['step_s']:.1f} s {shown}")
@@ -199,7 +210,8 @@ class _Run:
         wall = self.wall()
         tokens = self.tokens()
         return {"method": self.method, "tokens": tokens, "token_budget": self.budget, "steps": len(self.history),
-                "wall_s": wall, "eval_s": self.eval_s, "tokens_per_s": tokens / wall if wall > 0 else float("nan"),
+                "wall_s": wall, "cpu_s": self.cpu(), "eval_s": self.eval_s,
+                "tokens_per_s": tokens / wall if wall > 0 else float("nan"),
                 "s_per_step": wall / len(self.history) if self.history else float("nan"),
                 "history": self.history, "evals": self.evals, "trl_summary": self.summary, "config": dict(config)}
 
@@ -213,11 +225,10 @@ def _callback(run: _Run, extra: Callable[[], dict[str, Any]]):
 
         def on_train_begin(self, args, state, control, **kwargs):
             run.evaluate(0)
-            run.started = run.step_started = time.perf_counter()
-            run.eval_s = 0.0
+            run.start()
 
         def on_step_begin(self, args, state, control, **kwargs):
-            run.step_started = time.perf_counter()
+            run.step_started, run.step_cpu_started = time.perf_counter(), time.process_time()
 
         def on_step_end(self, args, state, control, **kwargs):
             if run.step_done(state.global_step, extra()):
@@ -479,15 +490,18 @@ def smoke(data: Path, *, prompts: int, steps: int, max_new_tokens: int, temperat
         for h in hist:
             trl_logs = h.get("trl", {})
             keys = ("reward", "reward_std", "frac_reward_zero_std", "grad_norm", "loss", "completions/mean_length")
-            print(f"  {method} step {h['step']}: {h['step_tokens']} tokens in {h['step_s']:.1f} s; "
+            print(f"  {method} step {h['step']}: {h['step_tokens']} tokens in {h['step_s']:.1f} s "
+                  f"({h['step_cpu_s']:.1f} CPU s); "
                   + ", ".join(f"{k} {trl_logs[k]:.4g}" for k in keys if k in trl_logs), flush=True)
         later = hist[1:] or hist
         later_s = sum(h["step_s"] for h in later)
+        later_cpu = sum(h["step_cpu_s"] for h in later)
         later_tok = sum(h["step_tokens"] for h in later)
         what = "trained reference tokens" if method == "sft" else "generated tokens"
         print(f"{method:9s} steps {len(hist)}  s/step {res['s_per_step']:.2f} (after the first: "
-              f"{later_s / len(later):.2f})  tokens/step {res['tokens'] / len(hist):.1f}  tokens/s "
-              f"{res['tokens_per_s']:.1f} (after the first: {later_tok / later_s:.1f}) [{what}]", flush=True)
+              f"{later_s / len(later):.2f}; CPU s/step {later_cpu / len(later):.2f})  tokens/step "
+              f"{res['tokens'] / len(hist):.1f}  tokens/s {res['tokens_per_s']:.1f} (after the first: "
+              f"{later_tok / later_s:.1f}; per CPU s {later_tok / later_cpu:.1f}) [{what}]", flush=True)
         out[method] = res
         del model
     return out

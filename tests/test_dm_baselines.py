@@ -83,6 +83,7 @@ def test_train_grpo_stops_on_the_token_budget_and_evaluates(tiny, tmp_path):
     assert all(s["reward_mean"] >= 0 and "trl" in s for s in steps)
     assert res["wall_s"] > 0 and res["config"]["beta"] == 0.0 and _changed(before, model)
     assert not model.training and res["config"]["trl_version"]
+    assert res["cpu_s"] > 0 and all(s["step_cpu_s"] > 0 for s in steps)
 
 
 def test_train_grpo_with_an_esfit_reward_is_seeded(tmp_path, one_thread):
