@@ -31,6 +31,7 @@ from fitness.divergences import (
 from fitness.presence import PRESENCE_THRESHOLD, Presence, presence, presence_scores
 from fitness.rewards import leave_one_out_reward, per_sample_reward
 from fitness.scoring import CorpusScore, ScoreReport, score_corpus
+from fitness.setlevel import SetReport, paired_delta_ci, set_metrics, set_report
 from fitness.support import MATCH_RULES, Match, SupportIndex, supported
 from fitness.text import TextFitness
 
@@ -51,6 +52,7 @@ __all__ = [
     "Presence",
     "PromptContext",
     "ScoreReport",
+    "SetReport",
     "SupportIndex",
     "Term",
     "TextFitness",
@@ -67,6 +69,7 @@ __all__ = [
     "leave_one_out_reward",
     "length_penalty",
     "make_component",
+    "paired_delta_ci",
     "parse_spec",
     "per_sample_reward",
     "precision",
@@ -76,6 +79,8 @@ __all__ = [
     "reference_k",
     "register",
     "score_corpus",
+    "set_metrics",
+    "set_report",
     "supported",
     "term",
     "tv_divergence",

@@ -38,7 +38,7 @@ from fitness.divergences import js_divergence
 from fitness.support import SupportIndex
 from infoextract import Extraction, Fact
 
-__all__ = ["SET_METRICS", "SetReport", "Units", "mention_gap", "mention_js", "mention_rates", "paired_delta_ci",
+__all__ = ["SET_METRICS", "SetReport", "Units", "mention_gap", "mention_js", "mention_rates", "mention_table", "paired_delta_ci",
            "reference_units",
            "set_metrics", "set_precision", "set_report"]
 
@@ -156,6 +156,18 @@ def set_precision():
         return _set_precision(ctx) if ctx.candidates and ctx.references else 0.0
 
     return component
+
+
+def mention_table(candidates: Sequence[Extraction], references: Sequence[Extraction], *,
+                  prompt: Extraction | None = None) -> list[tuple[str, float, float]]:
+    """``(unit, people's share, answers' share)`` for every reference unit of one prompt, the unit
+    named by the surface text of its first fact; most mentioned by people first."""
+    banned = prompt.keys if prompt is not None else frozenset()
+    refs = [informative(e, banned) for e in references]
+    units = reference_units(refs)
+    rates = mention_rates(units, [informative(e, banned) for e in candidates])
+    rows = [(u[0].text or u[0].key, float(h), float(m)) for u, h, m in zip(units.facts, units.share, rates)]
+    return sorted(rows, key=lambda r: (-r[1], -r[2], r[0]))
 
 
 # --- evaluation statistics ----------------------------------------------------------------------
