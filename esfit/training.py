@@ -8,13 +8,19 @@ per-generation line (:mod:`esfit.runlog`), evaluations of the centre model on th
 validation) prompts with fixed sampling seeds, their completions written as corpora under
 ``eval/``, early stopping on the validation split, and atomic checkpoints (:mod:`trainer.checkpoint`).
 The run closes with before/after held-out fitness.
+
+Before anything loads, the output folder is checked and locked (:func:`esfit.runlog.check_run_dir`,
+:class:`esfit.runlog.RunLock`; under ``torchrun`` by rank 0, which tells the others): a fresh run
+refuses a folder that holds another run unless ``overwrite_output_dir``, and a resumed run writes
+only into the folder it resumes (:func:`find_resume`), from a checkpoint checked to be intact.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,10 +31,21 @@ from tqdm.auto import tqdm
 from esfit.config import ConfigError, TrainConfig
 from esfit.fitness_glue import FitnessError, build_population_fitness
 from esfit.prompts import PromptSet, load_prompt_set
-from esfit.runlog import RunLog, format_metrics
+from esfit.runlog import (
+    Resume,
+    RunLock,
+    RunLog,
+    check_resume_folder,
+    check_run_dir,
+    clear_run,
+    find_resume,
+    format_metrics,
+    run_inputs,
+)
 from trainer.callbacks import Checkpointing, EarlyStopping, Evaluation, TrainerCallback
+from trainer.scoring import Scores
 
-__all__ = ["EvalSummary", "FitnessError", "TrainResult", "train"]
+__all__ = ["EvalSummary", "FitnessError", "Resume", "TrainResult", "find_resume", "train"]
 
 
 @dataclass
@@ -124,6 +141,49 @@ def _summary(before: EvalSummary | None, after: EvalSummary | None) -> str:
     return "\n".join(lines)
 
 
+class _Evaluating:
+    """The training scorer, used for an evaluation of the centre model: a failure names the
+    evaluation (the centre model is not a population member)."""
+
+    def __init__(self, trainer, name: str):
+        self.trainer, self.name = trainer, name
+
+    def score(self, texts, prompt_ids, members) -> Scores:
+        try:
+            return self.trainer.scorer.score(texts, prompt_ids, members)
+        except FitnessError as err:
+            what = (f"the fitness raised evaluating the centre model on the {self.name} prompts after "
+                    f"{self.trainer.weights_generation} generations")
+            text, prefix = str(err), f"the fitness raised for member {members[0]}"
+            message = what + text[len(prefix):] if text.startswith(prefix) else f"{what}: {text}"
+            raise FitnessError(message, prompt_id=err.prompt_id) from err
+
+
+def _claim_output(config: TrainConfig, resume: Resume | None, overwrite: bool, ctx) -> RunLock | None:
+    """Check the output folder, create it and lock it (rank 0), or raise the same error on every rank."""
+    from trainer.distributed import PeerFailure
+
+    lock = error = None
+    if ctx.is_main:
+        try:
+            continuing = resume is not None and resume.run_dir is not None
+            folder = check_run_dir(config.output_dir, inputs=run_inputs(config, resume), fresh=not continuing,
+                                   overwrite=overwrite)
+            lock = RunLock(folder).acquire(create=True)
+            if overwrite:
+                clear_run(folder)
+        except Exception as err:  # every rank must hear of it, or the others wait forever
+            error = err
+            if lock is not None:
+                lock.release()
+    message = ctx.broadcast_object(None if error is None else str(error))
+    if error is not None:
+        raise error
+    if message is not None:
+        raise PeerFailure(f"rank 0 refused the output folder: {message}")
+    return lock
+
+
 def _device(config: TrainConfig, ctx) -> str:
     if config.device != "auto":
         return f"cuda:{ctx.local_rank}" if config.device == "cuda" and ctx.enabled else config.device
@@ -167,8 +227,9 @@ def _anchor_weights(config: TrainConfig, es) -> dict[str, torch.Tensor]:
     return {t.name: modules[t.name].weight.detach() for t in es.targets}  # as stored (Conv1D: transposed)
 
 
-def train(config: TrainConfig, *, fitness: Any = None, resume: str | None = None, progress: bool = True,
-          echo: Callable[[str], None] | None = None) -> TrainResult:
+def train(config: TrainConfig, *, fitness: Any = None, resume: str | os.PathLike | None = None, progress: bool = True,
+          echo: Callable[[str], None] | None = None, overwrite_output_dir: bool = False,
+          callbacks: Sequence[TrainerCallback] = ()) -> TrainResult:
     """Run (or, with ``resume`` = an output or checkpoint folder, continue) a training run.
 
     ``fitness`` overrides ``config.fitness`` with a Python fitness: a callable
@@ -176,15 +237,26 @@ def train(config: TrainConfig, *, fitness: Any = None, resume: str | None = None
     ``group_by_prompt``, else per member) or a :class:`trainer.Scorer` such as
     :class:`esfit.fitness_glue.PopulationFitness`. Under ``torchrun`` the population is split across
     the ranks; every rank evaluates, rank 0 logs and writes checkpoints.
+
+    A fresh run refuses an ``output_dir`` that holds another run unless ``overwrite_output_dir``
+    (then esfit's files there are deleted first: :data:`esfit.runlog.RUN_FILES`). A resumed run
+    writes into the run folder it resumes, so ``output_dir`` must be that folder; a checkpoint
+    folder outside a run's ``checkpoints/`` continues into a new ``output_dir``. ``callbacks`` are
+    added after the built-in ones (records, evaluations, checkpoints).
     """
     from transformers.utils import logging as hf_logging
 
-    from esfit.models import load_model
+    from esfit.models import check_device, load_model
     from trainer import ESTrainer
-    from trainer.checkpoint import latest_checkpoint, load_checkpoint
+    from trainer.checkpoint import load_checkpoint
     from trainer.distributed import init_distributed
 
     config.validate_paths()
+    if config.device != "auto":
+        check_device(config.device, option="device")
+    found = find_resume(resume) if resume else None
+    if found is not None:
+        check_resume_folder(config, found, overwrite_output_dir)
     hf_logging.disable_progress_bar()  # per-file loading bars would drown the per-generation lines
     if config.threads:
         # OpenMP threads spin while they wait: on a shared machine fewer threads can be much faster
@@ -193,15 +265,14 @@ def train(config: TrainConfig, *, fitness: Any = None, resume: str | None = None
     ctx = init_distributed(config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     say = echo if ctx.is_main else (lambda s: None)
     out = Path(config.output_dir)
+    lock = None
     try:
+        lock = _claim_output(config, found, overwrite_output_dir, ctx)
+        checkpoint = found.checkpoint if found else None
         sets = _prompt_sets(config)
-        scorer = _scorer(config, fitness, sets)
-        checkpoint = latest_checkpoint(resume) if resume else None
-        if resume and checkpoint is None:
-            raise FileNotFoundError(f"--resume {resume}: no checkpoint found there (looked for gen-*/ folders "
-                                    "with trainer_state.pt, also under checkpoints/)")
         model, tokenizer = load_model(str(checkpoint) if checkpoint else config.model, dtype=config.dtype,
                                       device=_device(config, ctx))
+        scorer = _scorer(config, fitness, sets)
         result = TrainResult(out)
         log = RunLog(out, resume_generation=None) if ctx.is_main and not checkpoint else None
         train_set = sets["train"]
@@ -218,29 +289,30 @@ def train(config: TrainConfig, *, fitness: Any = None, resume: str | None = None
             out.mkdir(parents=True, exist_ok=True)
             (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str) + "\n")
         saved_before = extra.get("before")
-        result.before = EvalSummary(**saved_before) if saved_before else None
+        result.before = EvalSummary(**saved_before) if isinstance(saved_before, dict) else None
         if result.before is not None:
             result.evals.append(result.before)
         eval_rollout = dataclasses.replace(config.rollout, rollouts_per_prompt=config.eval_rollouts)
-        callbacks: list[TrainerCallback] = []
+        built: list[TrainerCallback] = []
         if "validation" in sets and config.early_stopping_patience:
-            callbacks.append(EarlyStopping("validation", patience=config.early_stopping_patience))
+            built.append(EarlyStopping("validation", patience=config.early_stopping_patience))
         bar = tqdm(total=config.generations, initial=start, desc="generations",
                    disable=not (progress and ctx.is_main))
-        callbacks.append(_Record(result, log, sets.get("eval"), config, say, bar))
+        built.append(_Record(result, log, sets.get("eval"), config, say, bar))
         if "validation" in sets:
             v = sets["validation"]
-            callbacks.append(Evaluation(v.messages, v.ids, name="validation", every=config.eval_every,
-                                        rollout=eval_rollout))
+            built.append(Evaluation(v.messages, v.ids, name="validation", every=config.eval_every,
+                                    rollout=eval_rollout, scorer=_Evaluating(trainer, "validation")))
         if "eval" in sets:
             e = sets["eval"]
-            callbacks.append(Evaluation(e.messages, e.ids, name="eval", every=config.eval_every,
-                                        at_start=result.before is None, rollout=eval_rollout))
+            built.append(Evaluation(e.messages, e.ids, name="eval", every=config.eval_every,
+                                    at_start=result.before is None, rollout=eval_rollout,
+                                    scorer=_Evaluating(trainer, "held-out")))
         saved = lambda: {"config": config.to_dict(),  # noqa: E731 - read at save time: "before" is known by then
                          "before": dataclasses.asdict(result.before) if result.before else None}
-        callbacks.append(Checkpointing(out / "checkpoints", every=config.checkpoint_every,
-                                       keep=config.keep_checkpoints, extra=saved))
-        for c in callbacks:
+        built.append(Checkpointing(out / "checkpoints", every=config.checkpoint_every,
+                                   keep=config.keep_checkpoints, extra=saved))
+        for c in [*built, *callbacks]:
             trainer.callbacks.add(c)
         try:
             trainer.train(max(0, config.generations - start))
@@ -255,4 +327,6 @@ def train(config: TrainConfig, *, fitness: Any = None, resume: str | None = None
             log.close()
         return result
     finally:
+        if lock is not None:
+            lock.release()
         ctx.shutdown()

@@ -92,8 +92,9 @@ def _matches(name: str, spec: TargetSpec) -> bool:
 def resolve_targets(model: nn.Module, target_modules: TargetSpec = ALL_LINEAR) -> list[Target]:
     """The linear layers of ``model`` selected by ``target_modules``, in module order.
 
-    Raises ``ValueError`` naming the available layer names when nothing matches, and when a
-    matched module is not a linear layer (``nn.Linear`` or ``Conv1D``).
+    Raises ``ValueError`` naming the available layer names when nothing matches, when a listed
+    name matches no linear layer, and when a matched module is not a linear layer (``nn.Linear``
+    or ``Conv1D``).
     """
     if isinstance(target_modules, str) and target_modules != ALL_LINEAR:
         try:
@@ -124,12 +125,21 @@ def resolve_targets(model: nn.Module, target_modules: TargetSpec = ALL_LINEAR) -
             out_f, in_f = _shape(module)
             targets.append(Target(name, module, out_f, in_f))
     _reject_shared_weights(model, targets)
+    available = sorted({n.split(".")[-1] for n, m in model.named_modules() if is_linear_like(m)})
     if not targets:
-        available = sorted({n.split(".")[-1] for n, m in model.named_modules() if is_linear_like(m)})
         raise ValueError(
             f"target_modules={target_modules!r} matched no linear layer of {type(model).__name__}; "
             f"linear layer names in this model: {available} (or use {ALL_LINEAR!r})"
         )
+    if not isinstance(target_modules, str):
+        # every listed name must select a layer: a typo must not silently train fewer layers
+        unmatched = [key for key in target_modules if not any(_matches(t.name, [key]) for t in targets)]
+        if unmatched:
+            raise ValueError(
+                f"target_modules={list(target_modules)!r}: {', '.join(repr(k) for k in unmatched)} matched no linear "
+                f"layer of {type(model).__name__}; linear layer names in this model: {available} (fix or remove "
+                f"the name, or use {ALL_LINEAR!r})"
+            )
     return with_input_groups(targets)
 
 

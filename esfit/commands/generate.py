@@ -16,36 +16,10 @@ from pathlib import Path
 
 import click
 
+from esfit.models import DEVICE_HINT, check_device
 from esfit.outputs import AtomicWriter, OutputError, check_output_file
 from esfit.prompts import DEFAULT_PROMPT_TEMPLATE, TemplateError, check_prompt_template
 from infoextract.loaders import LOADERS
-
-_DEVICE_HINT = "cpu, cuda, cuda:N or mps"
-
-
-def check_device(device: str, *, option: str = "--device") -> str:
-    """``device`` when this machine has it; else a ``ValueError`` naming ``option``, saying what the
-    machine lacks and suggesting ``cpu``. Imports torch, so call it after the cheap checks."""
-    import torch
-
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, ValueError, TypeError):
-        raise ValueError(f"{option} {device!r} is not a torch device; use {_DEVICE_HINT}") from None
-    if parsed.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"{option} {device!r}: CUDA is not available on this machine (torch {torch.__version__}, "
-                             "torch.cuda.is_available() is False); use --device cpu")
-        count = torch.cuda.device_count()
-        if parsed.index is not None and parsed.index >= count:
-            raise ValueError(f"{option} {device!r}: this machine has {count} CUDA device(s), cuda:0 to "
-                             f"cuda:{count - 1}; pick one of them or use --device cpu")
-    elif parsed.type == "mps":
-        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise ValueError(f"{option} {device!r}: Apple MPS is not available on this machine; use --device cpu")
-    elif parsed.type != "cpu":
-        raise ValueError(f"{option} {device!r}: esfit runs models on {_DEVICE_HINT}")
-    return device
 
 
 def _check_template(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -88,7 +62,7 @@ def _check_author(ctx: click.Context, param: click.Parameter, value: str | None)
 @click.option("--prompt-template", default=DEFAULT_PROMPT_TEMPLATE, show_default=False, callback=_check_template,
               help="User message from {source} and {prompt} ({prompt} required; default: passage, blank line, "
                    "question).")
-@click.option("--device", default="cpu", show_default=True, help=f"Where the model runs: {_DEVICE_HINT}.")
+@click.option("--device", default="cpu", show_default=True, help=f"Where the model runs: {DEVICE_HINT}.")
 def generate(model_name: str, prompts_path: Path, output: str, data_format: str, rollouts: int, max_new_tokens: int,
              greedy: bool, temperature: float, seed: int, batch_rows: int, max_prompts: int, author: str | None,
              prompt_template: str, device: str) -> None:
