@@ -29,6 +29,7 @@ from fitness.divergences import (
     wasserstein_divergence,
 )
 from fitness.presence import PRESENCE_THRESHOLD, Presence, presence, presence_scores
+from fitness.recall import answer_recall, recall_score
 from fitness.rewards import leave_one_out_reward, per_sample_reward
 from fitness.scoring import CorpusScore, ScoreReport, score_corpus
 from fitness.setlevel import SetReport, paired_delta_ci, set_metrics, set_report
@@ -56,6 +57,7 @@ __all__ = [
     "SupportIndex",
     "Term",
     "TextFitness",
+    "answer_recall",
     "bootstrap_answers_ci",
     "bootstrap_mean_ci",
     "build_fitness",
@@ -76,6 +78,7 @@ __all__ = [
     "precision_score",
     "presence",
     "presence_scores",
+    "recall_score",
     "reference_k",
     "register",
     "score_corpus",

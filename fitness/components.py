@@ -69,30 +69,33 @@ class PromptContext:
             self.cache[key] = make()
         return self.cache[key]
 
-    def support_index(self, support: str) -> SupportIndex:
-        """The reference facts to check candidate facts against, built once per prompt."""
+    def support_index(self, support: str, words: bool = False) -> SupportIndex:
+        """The reference facts (with ``words``, also the references' sentence words) to check
+        candidate facts against, built once per prompt."""
 
         def make():
-            facts = []
+            sides = []
             if support in ("references", "both"):
-                facts += [f for e in self.references for f in e.unique_facts]
+                sides += self.references
             if support in ("source", "both") and self.source is not None:
-                facts += list(self.source.unique_facts)
-            return SupportIndex.build(facts)
+                sides.append(self.source)
+            if words:
+                return SupportIndex.from_extractions(sides)
+            return SupportIndex.build([f for e in sides for f in e.unique_facts])
 
-        return self._memo(("support", support), make)
+        return self._memo(("support", support, words), make)
 
-    def supported_mask(self, support: str) -> list[np.ndarray]:
+    def supported_mask(self, support: str, words: bool = False) -> list[np.ndarray]:
         """Per candidate answer, a boolean per unique fact: supported?"""
-        index = self.support_index(support)
-        return self._memo(("mask", support), lambda: [index.supports(e.unique_facts) for e in self.candidates])
+        index = self.support_index(support, words)
+        return self._memo(("mask", support, words), lambda: [index.supports(e.unique_facts) for e in self.candidates])
 
-    def counts_by_kind(self, support: str) -> list[dict[str, tuple[int, int]]]:
+    def counts_by_kind(self, support: str, words: bool = False) -> list[dict[str, tuple[int, int]]]:
         """Per candidate answer: kind -> ``(n_supported, n_facts)``."""
 
         def make():
             out = []
-            for e, mask in zip(self.candidates, self.supported_mask(support)):
+            for e, mask in zip(self.candidates, self.supported_mask(support, words)):
                 d: dict[str, list[int]] = {}
                 for f, ok in zip(e.unique_facts, mask):
                     c = d.setdefault(f.kind, [0, 0])
@@ -101,7 +104,7 @@ class PromptContext:
                 out.append({k: (v[0], v[1]) for k, v in d.items()})
             return out
 
-        return self._memo(("kinds", support), make)
+        return self._memo(("kinds", support, words), make)
 
     def kind_weights(self) -> dict[str, float]:
         """Each kind's share of the references' unique facts."""
@@ -126,23 +129,69 @@ class PromptContext:
         return self._memo("loo_depths", make)
 
 
+Params = dict[str, Any]
+
+
 @dataclass(frozen=True)
 class ComponentInfo:
+    """The registry record of one component factory.
+
+    Attributes:
+        factory: ``factory(**params) -> component``, a component being ``PromptContext -> float``.
+        higher_is_better: a score (True) or a divergence (False).
+        doc: the factory's docstring.
+        needs_source: whether the component reads the source document (source support or
+            positions), given its parameters.
+        worst: the value used when there is nothing to compare or the component returns no finite
+            number, given its parameters; ``None`` means 0 for a score, 1 for a divergence.
+    """
+
     factory: Callable[..., Callable[[PromptContext], float]]
     higher_is_better: bool
     doc: str
+    needs_source: Callable[[Params], bool] = lambda params: False
+    worst: Callable[[Params], float | None] = lambda params: None
+
+    def worst_for(self, params: Params) -> float:
+        """The worst value of the component built with ``params``."""
+        value = self.worst(params)
+        if value is None:
+            return 0.0 if self.higher_is_better else 1.0
+        return float(value)
 
 
 COMPONENTS: dict[str, ComponentInfo] = {}
 
 
-def register(name: str, *, higher_is_better: bool):
-    """Register a component factory under ``name`` (decorator)."""
+def _as_rule(value: Any, name: str, what: str) -> Callable[[Params], Any]:
+    if callable(value):
+        return value
+    if what == "needs_source" and not isinstance(value, bool):
+        raise TypeError(f"register({name!r}, needs_source=...) takes a bool or fn(params) -> bool, got {value!r}")
+    if what == "worst" and value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise TypeError(f"register({name!r}, worst=...) takes a number, None or fn(params) -> number, got {value!r}")
+    return lambda params: value
+
+
+def register(name: str, *, higher_is_better: bool, needs_source: bool | Callable[[Params], bool] = False,
+             worst: float | Callable[[Params], float | None] | None = None):
+    """Register a component factory under ``name`` (decorator).
+
+    Args:
+        name: the name used in specs.
+        higher_is_better: a score (True) or a divergence (False).
+        needs_source: whether the component reads the source; a bool, or ``fn(params) -> bool``
+            when it depends on the parameters (``f1_at_k(support="source")``).
+        worst: the component's worst value (see :class:`ComponentInfo`), or ``fn(params)``.
+    """
+    needs_rule = _as_rule(needs_source, name, "needs_source")
+    worst_rule = _as_rule(worst, name, "worst")
 
     def deco(factory):
         if name in COMPONENTS:
             raise ValueError(f"fitness component {name!r} is already registered; pick another name")
-        COMPONENTS[name] = ComponentInfo(factory, higher_is_better, (factory.__doc__ or "").strip())
+        COMPONENTS[name] = ComponentInfo(factory, higher_is_better, (factory.__doc__ or "").strip(),
+                                         needs_rule, worst_rule)
         return factory
 
     return deco
@@ -177,14 +226,19 @@ def _kind_ks(ctx: PromptContext, k: float | str, weights: dict[str, float]) -> d
     return {kind: max(1.0, float(k) * w) for kind, w in weights.items()}
 
 
-@register("f1_at_k", higher_is_better=True)
+def _source_support(params: Params) -> bool:
+    return params.get("support", "references") != "references"
+
+
+@register("f1_at_k", higher_is_better=True, needs_source=_source_support)
 def f1_at_k(*, k: float | str = "median", support: str = "references", balance: str | None = "kind",
-            gamma: float | None = None):
+            gamma: float | None = None, words: bool = False):
     """Mean F1@K of the answers (Wei et al., 2024): precision against the references, recall capped
     at K supported facts, K fixed or the references' median depth. ``balance="kind"`` (default)
     computes both per fact kind, weighted by the kinds' shares in the references, so a bare list
     of easy-to-match entities does not pay; ``balance=None`` is the paper's plain F1@K.
-    ``gamma``: optional FActScore length penalty."""
+    ``gamma``: optional FActScore length penalty. ``words``: a fact also counts as supported when
+    all its content words occur in one sentence of a reference (the presence rule ``words``)."""
     _check_support(support)
     if balance not in ("kind", None):
         raise ValueError(f"balance must be 'kind' or None, got {balance!r}")
@@ -199,18 +253,17 @@ def f1_at_k(*, k: float | str = "median", support: str = "references", balance: 
             if not weights:
                 return 0.0
             ks = _kind_ks(ctx, k, weights)
-            for counts in ctx.counts_by_kind(support):
+            for counts in ctx.counts_by_kind(support, words):
                 p, r = balanced_precision_recall(counts, weights, ks)
                 vals.append(2 * p * r / (p + r) if p + r > 0 else 0.0)
         else:
             kk = reference_k([e.depth for e in ctx.references], k=k)
-            for mask in ctx.supported_mask(support):
+            for mask in ctx.supported_mask(support, words):
                 vals.append(f1_at_k_score(int(mask.sum()), mask.size, k=kk))
         if gamma:
             vals = [v * length_penalty(e.depth, gamma=gamma) for v, e in zip(vals, ctx.candidates)]
         return float(np.mean(vals))
 
-    component.needs_source = support != "references"
     return component
 
 
@@ -239,7 +292,6 @@ def precision(*, support: str = "references", balance: str | None = "kind", gamm
             vals.append(p * (length_penalty(e.depth, gamma=g) if g else 1.0))
         return float(np.mean(vals))
 
-    component.needs_source = support != "references"
     return component
 
 
@@ -280,11 +332,14 @@ def _categorical(view: str, divergence: str, estimator: str | float | None, dist
         value = fn(estimate(r, estimator=estimator), estimate(c, estimator=estimator))
         return float(min(value, worst)) if np.isfinite(value) else worst
 
-    component.worst = worst
     return component
 
 
-@register("divergence", higher_is_better=False)
+def _divergence_worst(params: Params) -> float:
+    return _WORST.get(params.get("divergence", "js"), 1.0)
+
+
+@register("divergence", higher_is_better=False, worst=_divergence_worst)
 def divergence(*, view: str = "key", divergence: str = "js", estimator: str | float | None = None,
                distance_threshold: float = 0.5, support: str = "references"):
     """Any categorical view (key, cluster, label, predicate, kind) under any divergence (kl =
@@ -301,7 +356,7 @@ def _shortcut(name: str, view: str, div: str, what: str):
         return _categorical(view, div, estimator, distance_threshold, support)
 
     factory.__doc__ = f"{what} between the reference and candidate distributions of {view}s."
-    register(name, higher_is_better=False)(factory)
+    register(name, higher_is_better=False, worst=_WORST[div])(factory)
 
 
 for _div, _what in (("js", "Jensen-Shannon divergence (bits)"), ("tv", "Total variation"),
@@ -309,7 +364,7 @@ for _div, _what in (("js", "Jensen-Shannon divergence (bits)"), ("tv", "Total va
     _shortcut(f"{_div}_facts", "key", _div, _what)
 
 
-@register("w1_depth", higher_is_better=False)
+@register("w1_depth", higher_is_better=False, worst=1.0)
 def w1_depth():
     """Wasserstein-1 between the *supported* depth distributions on a log scale: for a candidate,
     log(1 + its facts supported by the references, capped at the references' maximum); for a
@@ -327,7 +382,6 @@ def w1_depth():
         # divided by the largest possible distance so the value lies in [0, 1] like the others
         return wasserstein_divergence(cand, ref) / max(float(np.log1p(loo.max())), np.log(2))
 
-    component.worst = 1.0
     return component
 
 
@@ -348,6 +402,6 @@ def w1_position():
         span = max(ref.max(), cand.max()) - min(ref.min(), cand.min())
         return min(1.0, wasserstein_divergence(cand, ref) / span) if span > 0 else 0.0
 
-    component.needs_source = True  # source_index is only set when the extractor is given the source
-    component.worst = 1.0
+    # source_index is only set when the extractor is given the source: compose it with
+    # Term(..., needs_source=True, worst=1.0)
     return component

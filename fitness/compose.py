@@ -8,7 +8,10 @@ Spec grammar (one line)::
 
 e.g. ``"f1_at_k(k=median):1 + js_facts:-0.5 + w1_depth:-0.25"``. A term without a weight gets
 +1 for a score and -1 for a divergence. A weight whose sign would *reward* a divergence (or
-punish a score) is refused, so the total is always higher-is-better.
+punish a score) is refused, so the total is always higher-is-better; so is a weight of 0 (the term
+would do nothing), a boolean or anything but a number. A component value that is not a finite
+number (NaN, inf, a string from a plugin) becomes the component's worst value, with one
+``RuntimeWarning`` per component naming it.
 
 TOML::
 
@@ -23,7 +26,9 @@ or ``spec = "<one-line spec>"`` at the top level (optionally inside a ``[fitness
 from __future__ import annotations
 
 import math
+import numbers
 import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,11 +40,13 @@ from infoextract import Extraction
 
 __all__ = ["Term", "term", "Fitness", "FitnessResult", "build_fitness", "parse_spec", "DEFAULT_SPEC"]
 
-# The precision side (kind-balanced F1@K: facts supported by the human answers, recall capped at
-# their median depth) plus distribution matching (JS between the shares of answers mentioning each
-# fact the humans mention) and a depth match (W1 of log supported depth). Round weights, checked
-# (not fitted) on SQuALITY human judgments: benchmarks/squality_agreement.py, README.
-DEFAULT_SPEC = "f1_at_k:1.0 + js_facts:-0.5 + w1_depth:-0.25"
+# Pyramid recall (the references' facts the answer states, per reference, kind-balanced) plus the
+# precision side (kind-balanced F1@K: facts supported by the references, recall capped at their
+# median depth) and a depth match (W1 of log supported depth). Round weights chosen on REALSumm
+# (system level) and SQuALITY (per response) together from a grid of {0, 1/4, 1/2, 1}: the
+# agreement figures in the README are in-sample for these weights (benchmarks/realsumm_agreement.py,
+# benchmarks/squality_agreement.py).
+DEFAULT_SPEC = "recall:1.0 + f1_at_k:0.5 + w1_depth:-0.5"
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,8 @@ class Term:
     component: Callable[[PromptContext], float]
     weight: float
     higher_is_better: bool = True
-    worst: float = 0.0  # the value used when the component has nothing to compare or returns NaN
+    worst: float = 0.0  # the value used when the component has nothing to compare or returns no number
+    needs_source: bool = False  # the component reads the source (support or positions)
 
 
 @dataclass
@@ -79,6 +87,7 @@ class Fitness:
         if dupes:
             raise ValueError(f"component labels must be unique, got {dupes} twice; give them distinct labels")
         self.terms = terms
+        self._warned: set[str] = set()  # labels of components already reported as returning no number
 
     def __repr__(self) -> str:
         return "Fitness(" + " + ".join(f"{t.label}:{t.weight:g}" for t in self.terms) + ")"
@@ -91,7 +100,7 @@ class Fitness:
     @property
     def needs_source(self) -> bool:
         """Whether a component reads the source (source support or source positions)."""
-        return any(getattr(t.component, "needs_source", False) for t in self.terms)
+        return any(t.needs_source for t in self.terms)
 
     @property
     def worst(self) -> float:
@@ -115,13 +124,24 @@ class Fitness:
         # worst on every component by definition, whatever a component would make of "no facts"
         silent = all(e.depth == 0 for e in ctx.candidates)
         for t in self.terms:
-            value = t.worst if silent else float(t.component(ctx))
-            if not math.isfinite(value):
-                value = t.worst
+            value = t.worst if silent else self._value(t, t.component(ctx))
             out[t.label] = value
             total += t.weight * value
         out["total"] = total
         return out
+
+    def _value(self, t: Term, raw: Any) -> float:
+        """A component's value as a finite float; anything else (NaN, inf, a string, None) is its
+        worst value, with one warning per component (the same rule as the trainer's Python fitness)."""
+        if isinstance(raw, numbers.Real) and not isinstance(raw, bool) and math.isfinite(raw):
+            return float(raw)
+        if t.label not in self._warned:
+            self._warned.add(t.label)
+            warnings.warn(
+                f"fitness component {t.label!r} returned {raw!r} ({type(raw).__name__}), not a finite number; "
+                f"its worst value {t.worst:g} is used instead (warned once per component). Make the "
+                "component return a float.", RuntimeWarning, stacklevel=3)
+        return t.worst
 
     def score(self, candidates: Mapping[str, Sequence[Extraction]], references: Mapping[str, Sequence[Extraction]],
               *, sources: Mapping[str, Extraction] | None = None,
@@ -188,7 +208,11 @@ def parse_spec(spec: str) -> list[tuple[str, str, dict[str, Any], float | None]]
                     raise ValueError(f"parameter {item.strip()!r} of term {raw.strip()!r} must be key=value")
                 k, v = item.split("=", 1)
                 params[k.strip()] = _value(v)
-        weight = float(m.group("w")) if m.group("w") else None
+        try:
+            weight = float(m.group("w")) if m.group("w") else None
+        except ValueError:
+            raise ValueError(f"weight {m.group('w')!r} of term {raw.strip()!r} is not a number; "
+                             "write NAME:WEIGHT such as f1_at_k:0.5") from None
         label = raw.split(":")[0].strip() if m.group("w") else raw.strip()
         terms.append((label.replace(" ", ""), m.group("name"), params, weight))
     return terms
@@ -200,22 +224,35 @@ def term(name: str, weight: float | None = None, *, label: str | None = None, **
     return _term(label or name, name, params, weight)
 
 
-def _term(label: str, name: str, params: dict[str, Any], weight: float | None) -> Term:
+def _weight(label: str, weight: Any, sign: float) -> float:
+    if weight is None:
+        return sign
+    if isinstance(weight, bool) or not isinstance(weight, numbers.Real):
+        raise ValueError(f"weight of {label!r} must be a number such as {sign:g} or {sign / 2:g}, "
+                         f"got {weight!r} ({type(weight).__name__}); write e.g. weight = {sign:g}")
+    weight = float(weight)
+    if not math.isfinite(weight):
+        raise ValueError(f"weight of {label!r} must be a finite number, got {weight!r}")
+    if weight == 0:
+        raise ValueError(f"weight 0 of {label!r} makes the term do nothing; remove the term or give it a "
+                         f"non-zero weight (e.g. {sign:g})")
+    return weight
+
+
+def _term(label: str, name: str, params: dict[str, Any], weight: Any) -> Term:
     component = make_component(name, **params)  # raises with the known names
     info = COMPONENTS[name]
     sign = 1.0 if info.higher_is_better else -1.0
-    weight = sign if weight is None else float(weight)
-    if not math.isfinite(weight):
-        raise ValueError(f"weight of {label!r} must be a finite number, got {weight!r}")
+    weight = _weight(label, weight, sign)
     if weight * sign < 0:
         kind = "a score (higher is better)" if info.higher_is_better else "a divergence (lower is better)"
         raise ValueError(
             f"weight {weight:g} of {label!r} would reward a worse value: {name} is {kind}; "
             f"use weight {abs(weight) * sign:g} so the total stays higher-is-better"
         )
-    # a component may declare its worst value; otherwise 0 for scores, 1 for divergences
-    worst = float(getattr(component, "worst", 0.0 if info.higher_is_better else 1.0))
-    return Term(label, component, weight, info.higher_is_better, worst)
+    # declared at registration (fitness.register(..., worst=, needs_source=)), per parameters
+    return Term(label, component, weight, info.higher_is_better, info.worst_for(params),
+                bool(info.needs_source(params)))
 
 
 def _from_mapping(obj: Mapping[str, Any]) -> Fitness:
@@ -229,8 +266,15 @@ def _from_mapping(obj: Mapping[str, Any]) -> Fitness:
                          f"component; got keys {sorted(obj)}")
     terms = []
     for label, params in comps.items():
-        params = dict(params or {})
+        if not isinstance(params, Mapping):
+            raise ValueError(
+                f"[components] entry {label!r} must be a table, got {params!r} ({type(params).__name__}); "
+                f"write it as [components.{label}] with component = \"<name>\" and weight = <number>, "
+                f"or use spec = \"{label}:{params!r}\" for a weight")
+        params = dict(params)
         name = params.pop("component", label)
+        if not isinstance(name, str):
+            raise ValueError(f"[components.{label}] component must be a component name (a string), got {name!r}")
         weight = params.pop("weight", None)
         terms.append(_term(label, name, params, weight))
     return Fitness(terms)

@@ -13,7 +13,9 @@ A statement is present when enough of its content is found in the candidate:
   ...): the words of a matched fact count as found even when the candidate words them
   differently ("Carr" for "Kevin Carr", "$4,000" for "4000 dollars");
 - ``score`` is the share of the statement's content words found; the statement is present when
-  ``score >= threshold``.
+  ``score >= threshold`` and none of its numbers or dates is contradicted (a quantity or date of
+  the statement that matches no number of the candidate, while the candidate has numbers of that
+  kind: "18,000 miles" against "16,000 miles" is a different fact, however many words agree).
 
 The default threshold (:data:`PRESENCE_THRESHOLD`) was chosen on REALSumm by cross-validation
 (the benchmark prints the folds); it is a property of the rule, not of one corpus, but it was
@@ -28,11 +30,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from fitness.support import Match, SupportIndex, fact_words, stem
-from infoextract import Extraction
+from infoextract import Extraction, Fact
 
 __all__ = ["Presence", "presence", "presence_scores", "PRESENCE_THRESHOLD"]
 
-PRESENCE_THRESHOLD = 0.7
+PRESENCE_THRESHOLD = 0.75
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class Presence:
         found: the statement's word stems found (directly or through a matched fact).
         missing: the statement's word stems not found.
         matches: how each of the statement's facts that was found is stated in the candidate.
+        contradicted: the statement's quantities and dates that the candidate states otherwise.
     """
 
     present: bool
@@ -52,6 +55,7 @@ class Presence:
     found: tuple[str, ...]
     missing: tuple[str, ...]
     matches: tuple[Match, ...]
+    contradicted: tuple[Fact, ...] = ()
 
 
 def _statement_words(statement: Extraction) -> frozenset[str]:
@@ -69,7 +73,7 @@ def _index(candidate: Extraction | SupportIndex) -> SupportIndex:
 
 
 def presence(statement: Extraction, candidate: Extraction | SupportIndex, *,
-             threshold: float = PRESENCE_THRESHOLD) -> Presence:
+             threshold: float = PRESENCE_THRESHOLD, numbers: bool = True) -> Presence:
     """Is the information of ``statement`` present in ``candidate``?
 
     Args:
@@ -77,6 +81,7 @@ def presence(statement: Extraction, candidate: Extraction | SupportIndex, *,
         candidate: the extraction of the text to look in, or a :class:`SupportIndex` built from
             it with :meth:`SupportIndex.from_extractions` (build it once to ask many statements).
         threshold: the share of the statement's content words that must be found, in (0, 1].
+        numbers: a contradicted quantity or date makes the statement absent (see above).
 
     Returns:
         A :class:`Presence`; a statement without content words is never present.
@@ -86,16 +91,18 @@ def presence(statement: Extraction, candidate: Extraction | SupportIndex, *,
     index = _index(candidate)
     words = _statement_words(statement)
     found = set(words & index.words)
-    matches = []
+    matches, contradicted = [], []
     for f in statement.unique_facts:
         m = index.match(f)
         if m is not None:
             matches.append(m)
             if m.how != "words":
                 found |= fact_words(f) & words
+        elif numbers and f.kind in ("quantity", "date") and index.contradicts(f):
+            contradicted.append(f)
     score = len(found) / len(words) if words else 0.0
-    return Presence(bool(words) and score >= threshold, score, tuple(sorted(found)),
-                    tuple(sorted(words - found)), tuple(matches))
+    return Presence(bool(words) and score >= threshold and not contradicted, score, tuple(sorted(found)),
+                    tuple(sorted(words - found)), tuple(matches), tuple(contradicted))
 
 
 def presence_scores(statements: Sequence[Extraction], candidate: Extraction | SupportIndex) -> np.ndarray:

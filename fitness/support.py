@@ -240,6 +240,12 @@ class SupportIndex:
     def _fuzzy_on(self) -> bool:
         return self.fuzzy_threshold < 100 and "fuzzy" in self.rules
 
+    def contradicts(self, fact: Fact) -> bool:
+        """Whether a quantity or date is stated otherwise here: the indexed side has numbers of
+        its kind (and unit) and none is within tolerance."""
+        return fact.kind in ("quantity", "date") and self._number(fact) is False and \
+            any(kind == fact.kind and (unit == fact.label or fact.kind == "date") for kind, unit in self.numbers)
+
     def match(self, fact: Fact) -> Match | None:
         """How ``fact`` is stated on the indexed side, or ``None`` (see the module docstring)."""
         return self._match(fact, fuzzy=True)

@@ -6,12 +6,14 @@ compatible antecedent" baselines of Lee et al., 2013, much reduced):
 
 - *short names*: a PERSON (or ORG) entity whose words are a proper subset of an earlier entity's
   of the same label ("Carr" after "Kevin Carr", "United" after "Manchester United") takes that
-  entity's key;
+  entity's key, and so does a lone proper noun the NER missed when exactly one earlier name
+  contains it ("United" after "Manchester United");
 - *personal pronouns* (he, him, his, she, her, ...): the most recent PERSON entity; in a text the
   NER gives no person (lower-cased texts often), the most recent proper-noun subject;
 - *it / its*: the most recent subject that is neither a person nor a pronoun (an entity or a
   noun), in the same or the previous sentence;
-- *they / them / their*: the most recent plural noun subject, or ORG/NORP/GPE entity.
+- *they / them / their*: the most recent subject that is a plural noun or an ORG/NORP/GPE
+  entity (or a short name of one).
 
 The result maps token indices to the key of the antecedent; relation arguments and sentence words
 then use the antecedent ("He paid $40" after "Harlan ..." gives ``harlan|pay|40 usd``). Wrong
@@ -46,8 +48,9 @@ def _sentence_starts(doc: Doc) -> list[int]:
     return out
 
 
-def _short_names(doc: Doc, facts: list[Fact], covered: dict[int, str], offset: int) -> dict[str, str]:
-    """Short entity key -> the earlier full key it abbreviates (same label)."""
+def _short_names(doc: Doc, facts: list[Fact], covered: dict[int, str], lone: dict[int, str]) -> dict[str, str]:
+    """Short entity key -> the earlier full key it abbreviates (same label); lone proper nouns
+    resolved to a name go to ``lone`` (token index -> the name's label)."""
     seen: list[tuple[str, str, frozenset[str]]] = []  # (label, key, words), in order of appearance
     rename: dict[str, str] = {}
     for ent in doc.ents:
@@ -68,6 +71,15 @@ def _short_names(doc: Doc, facts: list[Fact], covered: dict[int, str], offset: i
         for i, f in enumerate(facts):
             if f.kind == "entity" and f.key in rename and f.label in _SHORT_NAME_LABELS:
                 facts[i] = Fact(f.kind, rename[f.key], f.text, f.span, f.label)
+    # a lone proper noun the NER missed ("United scored" after "Manchester United") takes the
+    # one earlier name that contains it; a word in two names ("Manchester") stays as it is
+    for tok in doc:
+        if tok.pos_ != "PROPN" or tok.i in covered:
+            continue
+        owners = {(lab, k) for lab, k, w in seen if tok.lower_ in w and len(w) > 1 and tok.i > 0}
+        if len(owners) == 1:
+            label, covered[tok.i] = owners.pop()
+            lone[tok.i] = label
     return rename
 
 
@@ -88,8 +100,9 @@ def resolve_mentions(doc: Doc, facts: list[Fact], covered: dict[int, str], offse
     Returns:
         token index -> antecedent key, for every resolved pronoun.
     """
-    _short_names(doc, facts, covered, offset)
-    labels = {tok.i: ent.label_ for ent in doc.ents for tok in ent}
+    lone: dict[int, str] = {}
+    _short_names(doc, facts, covered, lone)
+    labels = {tok.i: ent.label_ for ent in doc.ents for tok in ent} | lone
     sent = _sentence_starts(doc)
     parsed = doc.has_annotation("DEP")
     person: str | None = None
@@ -121,18 +134,17 @@ def resolve_mentions(doc: Doc, facts: list[Fact], covered: dict[int, str], offse
         if label == "PERSON":
             person = covered.get(tok.i, person)
             continue
-        if label in _GROUP_LABELS and tok.i in covered:
-            group = covered[tok.i]
         if not parsed or tok.dep_ not in _SUBJECT:
             continue
         key = key_of(tok)
         if not key:
             continue
-        if tok.pos_ == "PROPN" and label is None:
+        # only subjects become antecedents of "it" and "they": the entity an answer talks about
+        # is its subject far more often than its object ("United beat Liverpool. They ...")
+        if label in _GROUP_LABELS or (tok.pos_ in ("NOUN", "PROPN") and "Plur" in tok.morph.get("Number")):
+            group = key
+        elif tok.pos_ == "PROPN" and label is None:
             person_subject = key
         elif tok.pos_ in ("NOUN", "PROPN"):
-            if "Plur" in tok.morph.get("Number"):
-                group = key
-            else:
-                thing = (sent[tok.i], key)
+            thing = (sent[tok.i], key)
     return resolved

@@ -71,7 +71,8 @@ def _clean(text: str) -> str:
 
 
 def _letters(text: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", _TAG.sub("", text.lower()))
+    """Letters and digits only: how two copies of one summary are recognised."""
+    return re.sub(r"[^a-z0-9]", "", _clean(text).lower())
 
 
 @dataclass(frozen=True)

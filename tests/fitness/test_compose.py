@@ -68,11 +68,10 @@ def test_toml_and_mapping(tmp_path):
         build_fitness({"weights": 1})
 
 
-def test_default_spec_builds_and_mixes_precision_with_distribution():
+def test_default_spec_builds_and_mixes_recall_precision_and_depth():
     f = build_fitness(None)
     assert repr(f) == repr(build_fitness(DEFAULT_SPEC))
-    labels = {t.label for t in f.terms}
-    assert "f1_at_k" in labels and "js_facts" in labels
+    assert {t.label for t in f.terms} == {"recall", "f1_at_k", "w1_depth"}
 
 
 def test_score_reports_components_and_is_higher_for_a_better_answer():
@@ -113,7 +112,8 @@ def test_register_a_custom_component_and_nan_becomes_worst():
             return lambda ctx: float("nan")
 
     f = build_fitness(f"{name} + f1_at_k")
-    r = f.score({"p": [ext("a", "b")]}, REFS)
+    with pytest.warns(RuntimeWarning, match=name):
+        r = f.score({"p": [ext("a", "b")]}, REFS)
     assert r.components[name] == 0.0 and math.isfinite(r.total)
     with pytest.raises(ValueError, match="already registered"):
         register(name, higher_is_better=True)(lambda: None)
@@ -129,3 +129,70 @@ def test_compose_from_python():
     assert [t.label for t in both.terms] == ["f1_at_k", "tv_facts"]
     r = fit.score({"p": [ext("a", "b")]}, REFS)
     assert set(r.components) == {"f1_at_k", "js_facts", "depth"}
+
+
+# ---- issue 12: component metadata declared at registration ---------------------------------------
+
+
+def test_metadata_is_declared_in_the_registry_not_on_closures():
+    info = fitness.COMPONENTS["f1_at_k"]
+    assert info.needs_source({"support": "source"}) and not info.needs_source({})
+    assert fitness.COMPONENTS["divergence"].worst_for({"divergence": "kl"}) == fitness.KL_CAP
+    assert fitness.COMPONENTS["js_facts"].worst_for({}) == 1.0 and info.worst_for({}) == 0.0
+    assert build_fitness("f1_at_k(support=both)").needs_source and not build_fitness("f1_at_k").needs_source
+    assert build_fitness("divergence(divergence=kl)").worst == -fitness.KL_CAP
+    for name in ("f1_at_k", "js_facts", "w1_depth", "recall", "divergence"):
+        component = fitness.make_component(name)
+        assert not hasattr(component, "worst") and not hasattr(component, "needs_source")
+
+
+def test_register_takes_needs_source_and_worst():
+    name = "test_declared_component"
+    if name not in fitness.COMPONENTS:
+        register(name, higher_is_better=False, needs_source=True, worst=5.0)(lambda: (lambda ctx: 1.0))
+    term = build_fitness(name).terms[0]
+    assert term.needs_source and term.worst == 5.0
+    with pytest.raises(TypeError, match="needs_source"):
+        register("test_bad_meta", higher_is_better=True, needs_source="yes")
+    with pytest.raises(TypeError, match="worst"):
+        register("test_bad_meta", higher_is_better=True, worst="1")
+
+
+# ---- issue 13: clear errors for bad TOML/spec entries, and plugin values that are not numbers -----
+
+
+@pytest.mark.parametrize(("mapping", "message"), [
+    ({"components": {"f1": 3}}, r"\[components\] entry 'f1' must be a table.*\[components.f1\]"),
+    ({"components": {"f1_at_k": {"weight": [1]}}}, r"weight of 'f1_at_k' must be a number.*got \[1\] \(list\)"),
+    ({"components": {"f1_at_k": {"weight": True}}}, r"weight of 'f1_at_k' must be a number.*got True \(bool\)"),
+    ({"components": {"f1_at_k": {"weight": 0}}}, r"weight 0 of 'f1_at_k' makes the term do nothing"),
+    ({"components": {"f1": {"component": 7}}}, r"\[components.f1\] component must be a component name"),
+])
+def test_bad_toml_entries_give_one_clear_value_error(mapping, message):
+    with pytest.raises(ValueError, match=message):
+        build_fitness(mapping)
+
+
+def test_bad_toml_file_and_spec_weights(tmp_path):
+    path = tmp_path / "f.toml"
+    path.write_text("[components]\nf1 = 3\n")
+    with pytest.raises(ValueError, match="entry 'f1' must be a table"):
+        build_fitness(path)
+    with pytest.raises(ValueError, match="weight 0 of 'f1_at_k'"):
+        build_fitness("f1_at_k:0")
+    with pytest.raises(ValueError, match="weight '1e' of term 'f1_at_k:1e' is not a number"):
+        build_fitness("f1_at_k:1e")
+
+
+@pytest.mark.parametrize(("tag", "bad"), [("nan", float("nan")), ("inf", float("inf")), ("str", "0.5"),
+                                         ("none", None), ("bool", True)])
+def test_a_plugin_value_that_is_not_a_finite_number_is_its_worst_with_one_warning(tag, bad):
+    name = f"test_plugin_returns_{tag}"
+    if name not in fitness.COMPONENTS:
+        register(name, higher_is_better=False, worst=2.0)(lambda: (lambda ctx: bad))
+    fit = build_fitness(f"{name} + f1_at_k")
+    with pytest.warns(RuntimeWarning, match=f"fitness component '{name}' returned .*worst value 2") as caught:
+        first = fit.score({"p": [ext("a", "b")]}, REFS)
+        fit.score({"p": [ext("a", "c")], "q": [ext("b")]}, {**REFS, "q": REFS["p"]})
+    assert len([w for w in caught if name in str(w.message)]) == 1  # once per component
+    assert first.components[name] == 2.0 and math.isfinite(first.total)

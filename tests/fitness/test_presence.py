@@ -1,0 +1,123 @@
+"""The presence decision and each matching rule, on hand-checked sentences through the real extractor."""
+
+from __future__ import annotations
+
+import pytest
+
+from fitness import MATCH_RULES, Presence, SupportIndex, presence, presence_scores
+from fitness.support import fact_words, stem
+from infoextract import Extraction, Fact
+
+STORY = ("Kevin Carr set off from Haytor in July 2013. Carr has walked 16,000 miles since then. "
+         "He paid £40 for a tent.")
+
+
+@pytest.fixture(scope="module")
+def ex(real_extractor):
+    return real_extractor
+
+
+def check(ex, statement: str, candidate: str = STORY) -> Presence:
+    return presence(ex.extract([statement])[0], ex.extract([candidate])[0])
+
+
+def how(p: Presence) -> dict[str, str]:
+    return {m.fact.key: m.how for m in p.matches}
+
+
+def test_a_paraphrase_with_a_short_name_is_present(ex):
+    p = check(ex, "Carr paid £40 for a tent.")
+    assert p.present and p.score == 1.0 and p.missing == ()
+    assert how(p)["carr"] == "name"                       # "Carr" / "Kevin Carr"
+    assert how(p)["carr|pay|40 gbp"] == "triple"          # arguments match, same verb
+    assert {m.by.key for m in p.matches if m.how == "triple"} == {"kevin carr|pay|40 gbp", "kevin carr|pay for|tent"}
+
+
+def test_a_pronoun_resolved_in_the_candidate_makes_the_triple_match(ex):
+    p = check(ex, "Kevin Carr paid £40.", "Kevin Carr set off from Haytor. He paid £40 for a tent.")
+    assert p.present and how(p)["kevin carr|pay|40 gbp"] == "exact"
+
+
+def test_dates_match_by_year_and_numbers_within_tolerance(ex):
+    p = check(ex, "Kevin Carr set off in 2013.")
+    assert p.present and how(p)["2013"] == "number"
+    p = check(ex, "36,000 runners took part.", "About 35,500 runners took part in the race.")
+    assert p.present and how(p)["36000 runner"] == "number"  # 1.4 % apart: approximately the same
+
+
+def test_a_contradicted_number_makes_a_statement_absent(ex):
+    p = check(ex, "Kevin Carr walked 18,000 miles.")
+    assert p.score >= 0.75 and not p.present                 # most words agree, the number does not
+    assert [f.key for f in p.contradicted] == ["18000 mile"]
+    assert check(ex, "Kevin Carr walked 16,000 miles.").present
+
+
+def test_a_name_in_a_lower_cased_text_matches_across_kinds(ex):
+    p = check(ex, "Kevin Carr walked 16,000 miles.", "kevin carr walked 16,000 miles across britain.")
+    assert p.present and how(p)["kevin carr"] == "exact"
+
+
+def test_words_of_one_sentence_support_a_triple(ex):
+    p = check(ex, "The president signed the bill.", "The bill was signed by President Obama on Tuesday.")
+    assert p.present and how(p)["president|sign|bill"] == "words"
+
+
+def test_unrelated_statements_are_absent(ex):
+    p = check(ex, "The council closed the public library.")
+    assert not p.present and p.score < 0.3 and p.found == ()
+    assert not check(ex, "", STORY).present  # nothing to find is never present
+
+
+def test_presence_scores_build_the_index_once_and_accept_an_index(ex):
+    story = ex.extract([STORY])[0]
+    statements = ex.extract(["Carr paid £40.", "The council closed the library."])
+    index = SupportIndex.from_extractions([story])
+    scores = presence_scores(statements, index)
+    assert scores.tolist() == presence_scores(statements, story).tolist()
+    assert scores[0] == 1.0 and scores[1] < 0.5
+    with pytest.raises(ValueError, match="threshold must be in"):
+        presence(statements[0], story, threshold=0)
+    with pytest.raises(TypeError, match="Extraction or a SupportIndex"):
+        presence(statements[0], "a text")
+
+
+# ---- the rules one by one, on hand-built facts ---------------------------------------------------
+
+
+def fact(key, kind="entity", label="PERSON"):
+    return Fact(kind, key, key, (0, len(key)), label)
+
+
+def test_each_rule_can_be_turned_off_and_is_named():
+    refs = [fact("kevin carr"), fact("kevin carr|pay|40 gbp", "relation", "pay"), fact("16000 mile", "quantity", "mile")]
+    queries = [fact("carr"), fact("carr|pay|40 gbp", "relation", "pay"), fact("16100 mile", "quantity", "mile")]
+    full = SupportIndex.build(refs)
+    assert [full.match(q).how for q in queries] == ["name", "triple", "number"]
+    bare = SupportIndex.build(refs, rules=("exact",), fuzzy_threshold=100)
+    assert bare.supports(queries).tolist() == [False, False, False]
+    with pytest.raises(ValueError, match="rules must be a subset"):
+        SupportIndex.build(refs, rules=("exact", "magic"))
+    assert MATCH_RULES[0] == "exact" and MATCH_RULES[-1] == "words"
+
+
+def test_a_negated_or_reversed_triple_is_another_fact():
+    index = SupportIndex.build([fact("council|raise|money", "relation", "raise")], fuzzy_threshold=100)
+    assert index.supports([fact("council|not raise|money", "relation", "not raise"),
+                           fact("money|raise|council", "relation", "raise"),
+                           fact("city council|raise|money", "relation", "raise")]).tolist() == [False, False, True]
+
+
+def test_quantities_without_a_unit_match_a_unit_and_dates_ignore_labels():
+    index = SupportIndex.build([fact("3 ship", "quantity", "ship"), fact("1987-05-01", "date", "DATE")])
+    q = [fact("3", "quantity", ""), fact("4 ship", "quantity", "ship"), fact("1987", "date", "DATE"),
+         fact("1989", "date", "DATE")]
+    assert index.supports(q).tolist() == [True, False, True, False]
+    assert index.contradicts(q[1]) and not index.contradicts(fact("5 goal", "quantity", "goal"))
+
+
+def test_fact_words_and_stems():
+    assert fact_words(fact("obama|bear in|hawaii", "relation")) == {"obama", "bear", "hawai"}
+    assert stem("competition") == stem("competitive") == "compe" and stem("16000") == "16000"
+    words = SupportIndex.build([], sentences=[["kevin", "carr", "walk"]])
+    assert words.match(fact("carr|walk|", "relation")).how == "words"
+    assert Extraction().sentences == ()

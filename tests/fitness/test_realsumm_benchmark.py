@@ -1,0 +1,67 @@
+"""The statistics of benchmarks/realsumm_agreement.py on tiny hand-checked fixtures."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "realsumm_agreement.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("realsumm_agreement", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+Y = [True, True, True, False, False, False, False, True]
+P = [True, True, False, False, False, True, False, True]
+
+
+def test_binary_statistics_by_hand_and_against_scikit_learn(bench):
+    # present: 3 of 4 found; absent: 3 of 4 rejected
+    assert bench.balanced_accuracy(Y, P) == pytest.approx(0.75) == balanced_accuracy_score(Y, P)
+    assert bench.f1_present(Y, P) == pytest.approx(2 * 3 / (4 + 4))
+    # observed 6/8, chance 0.5 -> kappa 0.5
+    assert bench.cohen_kappa(Y, P) == pytest.approx(0.5) == pytest.approx(cohen_kappa_score(Y, P))
+    assert bench.cohen_kappa([True, True], [True, True]) == 1.0
+    with pytest.raises(ValueError, match="one length"):
+        bench.balanced_accuracy([True], [True, False])
+
+
+def test_annotator_kappas(bench):
+    # three items; annotators agree on two, split 2-1 on the third
+    votes = [(True, True, True), (False, False, False), (True, True, False)]
+    pairwise, vs_others = bench.annotator_kappas(votes)
+    a = [v[i] for v in votes for i in range(3) for j in range(3) if i != j]
+    b = [v[j] for v in votes for i in range(3) for j in range(3) if i != j]
+    assert pairwise == pytest.approx(cohen_kappa_score(a, b))
+    # vs the others on item 3: the two who said present face a 1-1 tie and are left out; the
+    # dissenter faces a present majority
+    solo = [True] * 3 + [False] * 3 + [False]
+    rest = [True] * 3 + [False] * 3 + [True]
+    assert vs_others == pytest.approx(cohen_kappa_score(solo, rest))
+
+
+def test_cross_validated_thresholds_never_see_the_test_fold(bench):
+    scores = np.array([0.9, 0.8, 0.2, 0.1] * 5)
+    y = scores > 0.5
+    groups = [f"a{i // 4}" for i in range(20)]
+    pred, thresholds = bench.cross_validated(scores, y, groups, folds=5)
+    assert pred.tolist() == y.tolist() and len(thresholds) == 5
+    assert all(0.2 < t <= 0.8 for t in thresholds)
+    assert bench.best_threshold([0.1, 0.4, 0.6, 0.9], [False, False, True, True]) == pytest.approx(0.6)
+    with pytest.raises(ValueError, match="groups"):
+        bench.cross_validated(scores, y, ["a"] * 20, folds=5)
+
+
+def test_system_tau(bench):
+    human = {"a": 0.1, "b": 0.2, "c": 0.3}
+    assert bench.system_tau({"a": 1, "b": 2, "c": 3}, human, ["a", "b", "c"]) == pytest.approx(1.0)
+    assert bench.system_tau({"a": 3, "b": 2, "c": 1}, human, ["a", "b", "c"]) == pytest.approx(-1.0)
