@@ -18,7 +18,7 @@ In one run, on the 100 articles x 25 systems of ``../shared/data/realsumm``:
   MoverScore from ``scores.json``.
 
     .venv/bin/python benchmarks/realsumm_agreement.py [--data DIR] [--cache FILE] [--fitness SPEC]
-        [--threshold T] [--no-resolve]
+        [--threshold T] [--no-resolve] [--rules exact,number,...] [--no-number-gate]
 
 Last line: ``realsumm scu_bacc=<v> scu_kappa=<v> tau_all=<v> tau_rouge2=<v>`` (esfit's presence
 at the default threshold; tau of the fitness over all 25 systems; tau of the authors' ROUGE-2
@@ -40,7 +40,7 @@ from scipy.stats import kendalltau
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from fitness import DEFAULT_SPEC, PRESENCE_THRESHOLD, SupportIndex, build_fitness, presence  # noqa: E402
+from fitness import DEFAULT_SPEC, MATCH_RULES, PRESENCE_THRESHOLD, SupportIndex, build_fitness, presence  # noqa: E402
 from infoextract.loaders.realsumm import RealSumm, read_realsumm  # noqa: E402
 
 AUTHOR_METRICS = ("rouge_2_recall", "rouge_1_recall", "rouge_1_f_score", "bert_recall_score", "bert_f_score",
@@ -173,8 +173,9 @@ def scu_level(data: RealSumm, ext, args, rouge) -> tuple[float, float]:
     ours = []
     for _, scu, summary, _, _ in rows:
         if summary not in indexes:
-            indexes[summary] = SupportIndex.from_extractions([ext[summary]])
-        ours.append(presence(ext[scu], indexes[summary], threshold=args.threshold).score)
+            indexes[summary] = SupportIndex.from_extractions([ext[summary]], rules=args.rules)
+        got = presence(ext[scu], indexes[summary], threshold=args.threshold, numbers=not args.no_number_gate)
+        ours.append(got.score if got.present or not got.contradicted else 0.0)
     ours = np.array(ours)
     t1 = time.perf_counter()
     base = np.array([rouge.score(scu, summary)["rouge1"].recall for _, scu, summary, _, _ in rows])
@@ -206,14 +207,15 @@ def system_level(data: RealSumm, ext, args, rouge) -> tuple[float, float]:
         scus = [ext[t] for t in data.scus.get(doc, {}).values()]
         for system, text in by_system.items():
             cand = ext[text]
-            index = SupportIndex.from_extractions([cand])
+            index = SupportIndex.from_extractions([cand], rules=args.rules)
             row = fitness.score_prompt([cand], [ref])
             facts = ref.unique_facts
             r = rouge.score(ref_text, text)
             vals = {
                 "human Lite-Pyramid": data.lite_pyramid(doc, system),
-                "esfit pyramid (SCUs present)": np.mean([presence(s, index, threshold=args.threshold).present
-                                                         for s in scus]) if scus else np.nan,
+                "esfit pyramid (SCUs present)": np.mean([
+                    presence(s, index, threshold=args.threshold, numbers=not args.no_number_gate).present
+                    for s in scus]) if scus else np.nan,
                 "esfit recall (reference facts present)": index.supports(facts).mean() if facts else 0.0,
                 "esfit fitness": row["total"],
                 "ROUGE-1 F (this run)": r["rouge1"].fmeasure,
@@ -243,9 +245,16 @@ def main() -> None:
     parser.add_argument("--fitness", default=DEFAULT_SPEC, help="fitness spec (default: fitness.DEFAULT_SPEC)")
     parser.add_argument("--threshold", type=float, default=PRESENCE_THRESHOLD, help="presence threshold")
     parser.add_argument("--no-resolve", action="store_true", help="extract without pronoun/short-name resolution")
+    parser.add_argument("--rules", default=",".join(MATCH_RULES),
+                        help=f"matching rules of the presence index (default all: {','.join(MATCH_RULES)})")
+    parser.add_argument("--no-number-gate", action="store_true",
+                        help="a contradicted number does not make a statement absent")
     args = parser.parse_args()
+    args.rules = [r.strip() for r in args.rules.split(",") if r.strip()]
     data = read_realsumm(args.data / "scores.json")
     n_votes = sum(len(j.votes) for by in data.judgments.values() for j in by.values())
+    print(f"presence: threshold {args.threshold:g}, rules {','.join(args.rules)}, number gate "
+          f"{'off' if args.no_number_gate else 'on'}")
     print(f"loaded {len(data.references)} articles, {len(data.systems)} systems, "
           f"{sum(len(s) for s in data.scus.values())} SCUs, {n_votes} judged (SCU, summary) pairs")
     ext = _extract(data, args)

@@ -7,7 +7,7 @@ with ROUGE-1 F1 (``rouge-score``, stemmed, best reference), in the same run. Pri
 and Spearman rho between each score and the reviewers' mean overall and selection ratings, per
 response (300) and per system (3 means), for the fitness, each of its components and ROUGE-1.
 
-    .venv/bin/python benchmarks/squality_agreement.py [--fitness SPEC] [--data DIR]
+    .venv/bin/python benchmarks/squality_agreement.py [--fitness SPEC] [--data DIR] [--cache FILE] [--no-resolve]
 
 Last line: ``squality_tau_overall esfit=<tau> rouge1=<tau>`` (per response, overall rating).
 """
@@ -78,13 +78,14 @@ def main() -> None:
     parser.add_argument("--fitness", default=DEFAULT_SPEC, help="fitness spec (default: fitness.DEFAULT_SPEC)")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "squality")
     parser.add_argument("--cache", default=None, help="sqlite extraction cache (speeds up reruns)")
+    parser.add_argument("--no-resolve", action="store_true", help="extract without pronoun/short-name resolution")
     args = parser.parse_args()
     fitness = build_fitness(args.fitness)
     print(f"fitness: {fitness}")
     refs, rated = load(args.data)
 
     t0 = time.perf_counter()
-    extractor = Extractor(cache=args.cache)
+    extractor = Extractor(cache=args.cache, resolve=not args.no_resolve)
     need_src = fitness.needs_source
     items = [(r.text, r.prompt_id) for recs in refs.values() for r in recs]
     items += [(r.text, r.prompt_id) for r in rated]

@@ -23,38 +23,45 @@ from fitness.support import SupportIndex
 __all__ = ["recall_score", "answer_recall"]
 
 
-def answer_recall(ctx: PromptContext, index: SupportIndex, *, balance: str | None = "kind") -> float:
-    """Pyramid recall of the references' facts in one answer (``index`` built from the answer)."""
-    weights = ctx.kind_weights() if balance == "kind" else None
-    per_ref = []
-    for ref in ctx.references:
-        facts = ref.unique_facts
-        if not facts:
-            continue
+def _groups(ctx: PromptContext, pyramid: bool) -> list[tuple]:
+    """The fact lists recall averages over: one per reference (pyramid), or every distinct
+    ``(kind, key)`` of the references once (no pyramid: what several people say counts once)."""
+    if pyramid:
+        return [ref.unique_facts for ref in ctx.references if ref.unique_facts]
+    distinct = {(f.kind, f.key): f for ref in ctx.references for f in ref.unique_facts}
+    return [tuple(distinct.values())] if distinct else []
+
+
+def answer_recall(ctx: PromptContext, index: SupportIndex, *, balance: str | None = "kind",
+                  pyramid: bool = True) -> float:
+    """Recall of the references' facts in one answer (``index`` built from the answer)."""
+    per_group = []  # kind -> share of that group's facts of the kind present
+    for facts in _groups(ctx, pyramid):
         hit = index.supports(facts)
-        if weights is None:
-            per_ref.append({"all": (float(hit.mean()), 1.0)})
+        if balance != "kind":
+            per_group.append({"all": float(hit.mean())})
             continue
         kinds = np.array([f.kind for f in facts])
-        per_ref.append({k: (float(hit[kinds == k].mean()), 1.0) for k in set(kinds.tolist())})
-    if not per_ref:
+        per_group.append({k: float(hit[kinds == k].mean()) for k in set(kinds.tolist())})
+    if not per_group:
         return 0.0
-    if weights is None:
-        return float(np.mean([r["all"][0] for r in per_ref]))
+    if balance != "kind":
+        return float(np.mean([g["all"] for g in per_group]))
     # a kind a reference lacks leaves that reference out of the kind's mean
     total = 0.0
-    for kind, w in weights.items():
-        vals = [r[kind][0] for r in per_ref if kind in r]
+    for kind, w in ctx.kind_weights().items():
+        vals = [g[kind] for g in per_group if kind in g]
         total += w * (float(np.mean(vals)) if vals else 0.0)
     return total
 
 
 @register("recall", higher_is_better=True)
-def recall_score(*, balance: str | None = "kind", words: bool = True):
+def recall_score(*, balance: str | None = "kind", words: bool = True, pyramid: bool = True):
     """Mean pyramid recall of the answers: per reference, the share of its facts present in the
     answer (presence rules, plus the answer's sentence words when ``words``), averaged over the
-    references and, with ``balance="kind"`` (default), over fact kinds weighted by their shares in
-    the references. Higher is better; 0 for no answer."""
+    references (``pyramid=False``: over the references' distinct facts pooled) and, with
+    ``balance="kind"`` (default), over fact kinds weighted by their shares in the references.
+    Higher is better; 0 for no answer."""
     if balance not in ("kind", None):
         raise ValueError(f"balance must be 'kind' or None, got {balance!r}")
 
@@ -64,7 +71,7 @@ def recall_score(*, balance: str | None = "kind", words: bool = True):
         vals = []
         for e in ctx.candidates:
             index = SupportIndex.from_extractions([e]) if words else SupportIndex.build(e.unique_facts)
-            vals.append(answer_recall(ctx, index, balance=balance))
+            vals.append(answer_recall(ctx, index, balance=balance, pyramid=pyramid))
         return float(np.mean(vals))
 
     return component

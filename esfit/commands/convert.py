@@ -42,10 +42,14 @@ def corpus_summary(records: list[Record]) -> str:
               help="squality-eval: the SQuALITY story file of the same split (e.g. v1-3_txt_test.jsonl), "
                    "for the question text, the story and the reference uid of human responses.")
 @click.option("--model-author", default=None, help="mgtbench: the author name of the model answers (default chatgpt).")
+@click.option("--annotations", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="realsumm: the folder of annotation CSVs (default: annotations/ beside scores.json).")
+@click.option("--scus", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="realsumm: SCUs_list.csv (default: the one beside scores.json).")
 @click.option("--max-prompts", type=click.IntRange(min=1), default=None,
               help="Keep only the first N prompts (in file order).")
 def convert(format: str, input: Path, output: str, dedupe: bool | None, stories: Path | None,
-            model_author: str | None, max_prompts: int | None) -> None:
+            model_author: str | None, annotations: Path | None, scus: Path | None, max_prompts: int | None) -> None:
     """Convert INPUT, a file in a public FORMAT, to a JSONL corpus of records.
 
     \b
@@ -55,13 +59,16 @@ def convert(format: str, input: Path, output: str, dedupe: bool | None, stories:
       squality-eval  SQuALITY human-eval file: bart, bart-dpr, human responses with ratings
       mgtbench       MGTBench CSV: human spans and the ChatGPT answer
       multiref       JSON/JSONL {prompt_id, source, prompt?, references, systems}
+      realsumm       REALSumm scores.json (+ SCUs_list.csv, annotations/): reference and 25
+                     system summaries per article, Lite-Pyramid scores and SCU labels
     """
     try:  # before reading: the output must not be an input, and must be writable
-        check_output_file(output, inputs={"INPUT": input, "--stories": stories}, option="-o")
+        check_output_file(output, inputs={"INPUT": input, "--stories": stories, "--scus": scus}, option="-o")
     except OutputError as err:
         raise click.UsageError(str(err)) from None
     try:
-        records = load_corpus(format, input, dedupe=dedupe, stories=stories, model_author=model_author)
+        records = load_corpus(format, input, dedupe=dedupe, stories=stories, model_author=model_author,
+                              annotations=annotations, scus=scus)
     except (FormatError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from None
     except TypeError as err:  # an option this format does not take

@@ -75,3 +75,34 @@ def test_convert_writes_a_lone_surrogate_back_as_its_json_escape(tmp_path):
     assert "\\ud800" in out.read_text(encoding="utf-8")
     assert [r.text for r in read_records(out)] == ["Paris \ud800 is in France."]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl", "in.json"]  # no temporary file left
+
+
+def _realsumm(tmp_path):
+    scores = {"abs": {"0": {"ref_summ": "<t> kevin carr set off from haytor . </t>", "system_summaries": {
+        "t5.txt": {"system_summary": "<t> carr left haytor . </t>", "scores": {"litepyramid_recall": 1.0}}}}}}
+    (tmp_path / "scores.json").write_text(json.dumps(scores), encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "abs").mkdir(parents=True)
+    (tmp_path / "scus.csv").write_text("eventId,questionId,questionText\ncnndm1,0,Carr set off from Haytor.\n",
+                                        encoding="utf-8")
+    (elsewhere / "abs" / "t5.csv").write_text(
+        "Input.eventId,Input.summaryId,Input.qIdList,Input.summary_text,Input.statement_1,Answer.S1Answer\n"
+        + "".join(f"cnndm1,t5,['0'],Carr left Haytor .,Carr set off from Haytor.,{a}\n" for a in "ppn"),
+        encoding="utf-8")
+    return tmp_path / "scores.json", elsewhere
+
+
+def test_convert_realsumm_with_annotations_elsewhere(tmp_path):
+    scores, elsewhere = _realsumm(tmp_path)
+    out = tmp_path / "realsumm.jsonl"
+    result = run("convert", "realsumm", scores, "-o", out, "--annotations", elsewhere, "--scus", tmp_path / "scus.csv")
+    assert result.exit_code == 0, result.output
+    records = read_records(out)
+    assert [(r.author, r.text) for r in records] == [("human", "kevin carr set off from haytor."),
+                                                     ("abs/t5", "Carr left Haytor.")]
+    assert records[1].meta["scu_present"] == {"0": True} and records[0].meta["scus"][0]["text"].startswith("Carr")
+    assert "2 records, 1 prompts" in result.output
+    result = run("convert", "realsumm", scores, "-o", out, "--annotations", tmp_path / "missing")
+    assert result.exit_code == 2 and "--annotations" in result.output
+    result = run("convert", "squad", scores, "-o", out, "--scus", tmp_path / "scus.csv")
+    assert result.exit_code == 2 and "does not take option(s) scus" in result.output
