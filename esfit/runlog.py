@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from esfit.config import ConfigError
 from esfit.outputs import OutputError, check_output_dir
 
 try:
@@ -211,6 +210,8 @@ class Resume:
     @property
     def saved_config(self) -> dict[str, Any]:
         """The run's saved settings (plain data; checked by :func:`esfit.config.resume_config`)."""
+        from esfit.config import ConfigError
+
         saved = self.state["extra"].get("config") or {}
         if not isinstance(saved, dict):
             raise ConfigError(f"{self.checkpoint / 'trainer_state.pt'}: the saved configuration is a "
@@ -248,6 +249,8 @@ def run_inputs(config, resume: Resume | None) -> list[tuple[str, str]]:
 
 def check_resume_folder(config, resume: Resume, overwrite: bool) -> None:
     """A resumed run writes only into the run folder it resumes; a lone checkpoint needs a new one."""
+    from esfit.config import ConfigError  # here: this module stays light (no torch) for the lock
+
     out = Path(config.output_dir).resolve()
     if resume.run_dir is not None:
         if out != resume.run_dir.resolve():
@@ -261,7 +264,6 @@ def check_resume_folder(config, resume: Resume, overwrite: bool) -> None:
     elif out == resume.checkpoint.resolve() or resume.checkpoint.resolve() in out.parents:
         raise ConfigError(f"output_dir={config.output_dir!r} is inside the checkpoint folder {resume.checkpoint} "
                           "that --resume reads; give a new --output-dir for the continued run")
-
 
 
 # --- one run at a time ------------------------------------------------------------------------------

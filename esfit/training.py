@@ -250,6 +250,7 @@ def train(config: TrainConfig, *, fitness: Any = None, resume: str | os.PathLike
     from trainer import ESTrainer
     from trainer.checkpoint import load_checkpoint
     from trainer.distributed import init_distributed
+    from trainer.targets import resolve_targets
 
     config.validate_paths()
     if config.device != "auto":
@@ -272,6 +273,7 @@ def train(config: TrainConfig, *, fitness: Any = None, resume: str | os.PathLike
         sets = _prompt_sets(config)
         model, tokenizer = load_model(str(checkpoint) if checkpoint else config.model, dtype=config.dtype,
                                       device=_device(config, ctx))
+        resolve_targets(model, config.target_modules)  # a bad layer name fails before the scorer loads spaCy
         scorer = _scorer(config, fitness, sets)
         result = TrainResult(out)
         log = RunLog(out, resume_generation=None) if ctx.is_main and not checkpoint else None

@@ -226,14 +226,12 @@ def _read_state(path: Path, checkpoint: Path, look_back: bool) -> dict[str, Any]
         # weights_only: tensors and plain Python values only; no object is built and no code runs
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        if "weights only" in str(err).lower() or "weights_only" in str(err):
-            unsafe = str(err).split("Unsupported global:")[-1].strip().splitlines()[0][:120] \
-                if "Unsupported global:" in str(err) else "an object"
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        if found:  # the weights-only unpickler met a class or function: code a full load would run
             raise _damaged(path, "holds objects other than plain data (tensors, numbers, strings, lists, dicts): "
-                           f"{unsafe}; it was not loaded, and nothing in it ran; only a trainer_state.pt written "
-                           "by save_checkpoint can be resumed", checkpoint, look_back) from None
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise _damaged(path, f"is damaged: it is not a readable torch file ({first[:200]})", checkpoint,
+                           f"{found.group(1)}; it was not loaded, and nothing in it ran; only a trainer_state.pt "
+                           "written by save_checkpoint can be resumed", checkpoint, look_back) from None
+        raise _damaged(path, "is damaged: it is not a readable torch file (its pickle data is broken)", checkpoint,
                        look_back) from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError, AttributeError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -324,3 +324,190 @@ def test_generate_writes_the_whole_file_at_the_end(ws, tiny_model, one_thread):
     assert result.exit_code == 0, result.output
     assert [json.loads(line)["prompt_id"] for line in out.read_text().splitlines()] == ["q1", "q2"]
     assert sorted(p.name for p in out.parent.iterdir()) == ["g.jsonl"]  # no partial file left
+
+
+# ----------------------------------------------------------------------------------------- train
+
+def _state(path: Path) -> dict:
+    import torch
+
+    return torch.load(path, weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def train_assets(tmp_path_factory) -> Path:
+    """Folders a train case needs, built once: a tiny model, a finished run (checkpoints after 1 and
+    2 generations), damaged copies of it, a lone checkpoint, and models that must be refused."""
+    import shutil
+
+    import torch
+    from tinyrun import base_overrides, letter_share
+    from transformers import BertConfig, BertModel
+
+    from esfit.config import load_config
+    from esfit.training import train
+    from trainer.testing import char_tokenizer
+
+    root = tmp_path_factory.mktemp("train-assets")
+    build = tmp_path_factory.mktemp("train-build")
+    before = torch.get_num_threads()
+    try:
+        config = load_config(overrides=base_overrides(build, generations=2, checkpoint_every=1, eval_every=0,
+                                                      output_dir=str(root / "run")))
+        train(config, fitness=letter_share, progress=False, echo=lambda s: None)
+    finally:
+        torch.set_num_threads(before)
+    shutil.copytree(build / "model", root / "model")
+    ckpt = Path("checkpoints") / "gen-000002"
+    for name in ("state_truncated", "state_empty", "weights_truncated", "state_not_data", "state_plugins"):
+        shutil.copytree(root / "run", root / name)
+    state = root / "state_truncated" / ckpt / "trainer_state.pt"
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
+    (root / "state_empty" / ckpt / "trainer_state.pt").write_bytes(b"")
+    weights = root / "weights_truncated" / ckpt / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    torch.save({"format_version": 1, "es": {}, "extra": {"x": _Payload()}},
+               root / "state_not_data" / ckpt / "trainer_state.pt")
+    # someone else's checkpoint, edited: a plugin (code) and their fitness component
+    saved = _state(root / "state_plugins" / ckpt / "trainer_state.pt")
+    saved["extra"]["config"].update(plugins=[str(root / "evil.py")], fitness="evil_component:1")
+    torch.save(saved, root / "state_plugins" / ckpt / "trainer_state.pt")
+    (root / "evil.py").write_text("from pathlib import Path\nPath(__file__).with_name('EVIL_RAN').write_text('x')\n")
+    shutil.copytree(root / "run" / ckpt, root / "lone")
+    # models: config without weights, truncated weights, no config, a plain BertModel (no LM head)
+    shutil.copytree(root / "model", root / "noweights", ignore=shutil.ignore_patterns("*.safetensors"))
+    shutil.copytree(root / "model", root / "truncmodel")
+    weights = root / "truncmodel" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    shutil.copytree(root / "model", root / "noconfig", ignore=shutil.ignore_patterns("config.json"))
+    BertModel(BertConfig(vocab_size=49, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=16)).save_pretrained(root / "bert")
+    char_tokenizer().save_pretrained(root / "bert")
+    return root
+
+
+class _Payload:
+    """A pickled object whose unpickling would run code (print): weights_only loading must refuse it."""
+
+    def __reduce__(self):
+        return (print, ("the payload ran",))
+
+
+TRAIN_ASSETS = ("run", "model", "state_truncated", "state_empty", "weights_truncated", "state_not_data",
+                "state_plugins", "evil.py", "lone", "noweights", "truncmodel", "noconfig", "bert")
+
+
+@pytest.fixture
+def tws(ws, train_assets) -> dict[str, str]:
+    """The workspace plus copies of the train assets (so that the cases show them untouched)."""
+    import shutil
+
+    tmp = Path(ws["tmp"])
+    for name in TRAIN_ASSETS:
+        src = train_assets / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, tmp / name)
+    return {**ws, **{name.replace(".", "_"): str(tmp / name) for name in TRAIN_ASSETS}}
+
+
+_TRAIN = ["--model", "$model", "--train-data", "$corpus_jsonl", "--population-size", "4", "--max-new-tokens", "2",
+          "--generations", "1", "--threads", "1", "--quiet"]
+_NEW = ["--output-dir", "$tmp/new-run"]
+_CKPT = "checkpoints/gen-000002"
+
+# cases refused before any model loads (no_model_loads fails the case otherwise)
+TRAIN_CASES = [
+    pytest.param([*_TRAIN, *_NEW, "--prompt-template", "{prompt} {foo}"], ["prompt_template", "{foo}"],
+                 id="template-unknown-placeholder"),
+    pytest.param([*_TRAIN, *_NEW, "--set", "learning_rate=inf"], ["learning_rate=inf", "finite"], id="lr-inf"),
+    pytest.param([*_TRAIN, *_NEW, "--set", "weight_decay=inf"], ["weight_decay=inf", "finite"], id="decay-inf"),
+    pytest.param([*_TRAIN, *_NEW, "--set", "sigma=inf"], ["sigma=inf", "finite"], id="sigma-inf"),
+    pytest.param([*_TRAIN, *_NEW, "--set", "learning_rate=nan"], ["learning_rate=nan", "finite"], id="lr-nan"),
+    pytest.param([*_TRAIN, "--output-dir", "$afile"], ["--output-dir $afile", "is a file, not a folder"],
+                 id="output-is-a-file"),
+    pytest.param([*_TRAIN, "--output-dir", "$afile/run"], ["--output-dir $afile/run", "is a file, not a folder"],
+                 id="output-under-a-file"),
+    pytest.param([*_TRAIN, "--output-dir", "/proc/esfit-bad-input/run"],
+                 ["--output-dir /proc/esfit-bad-input/run", "nothing can be created"], id="output-unwritable",
+                 marks=needs_proc),
+    pytest.param([*_TRAIN, "--output-dir", "$model"], ["--output-dir $model", "same path as model"],
+                 id="output-is-the-model"),
+    pytest.param([*_TRAIN, "--output-dir", "$run"],
+                 ["--output-dir $run", "holds another run", "--resume $run", "--overwrite-output-dir"],
+                 id="output-holds-another-run"),
+    pytest.param([*_TRAIN, "--output-dir", "$noweights"], ["--output-dir $noweights", "not an esfit run's"],
+                 id="output-is-a-model-folder"),
+    pytest.param([*_TRAIN, "--output-dir", "$noweights", "--overwrite-output-dir"],
+                 ["--output-dir $noweights", "not an esfit run's"], id="overwrite-a-model-folder"),
+    pytest.param(["--model", f"$run/{_CKPT}", *_TRAIN[2:], "--output-dir", "$run", "--overwrite-output-dir"],
+                 ["--overwrite-output-dir would delete", "$run/checkpoints", f"model $run/{_CKPT}"],
+                 id="overwrite-would-delete-the-model"),
+    pytest.param([*_TRAIN, *_NEW, "--device", "cuda"], ["device 'cuda'", "CUDA is not available", "--device cpu"],
+                 id="device-cuda-without-cuda"),
+    pytest.param([*_TRAIN, *_NEW, "--device", "bogus"], ["device", "bogus"], id="device-bogus"),
+    pytest.param(["--resume", "$tmp"], ["--resume $tmp", "no checkpoint found"], id="resume-nothing"),
+    pytest.param(["--resume", "$run", "--overwrite-output-dir", "--generations", "3"],
+                 ["--overwrite-output-dir would delete the run", "--resume $run"], id="resume-and-overwrite"),
+    pytest.param(["--resume", "$run", "--output-dir", "$tmp/elsewhere", "--generations", "3"],
+                 ["$tmp/elsewhere", "writes only into the folder it resumes", "cp -a $run"],
+                 id="resume-into-another-folder"),
+    pytest.param(["--resume", "$lone", "--generations", "3"], ["--resume $lone", "give --output-dir"],
+                 id="resume-lone-checkpoint-without-output-dir"),
+    pytest.param(["--resume", "$state_truncated", "--generations", "3"],
+                 [f"$state_truncated/{_CKPT}/trainer_state.pt is damaged", "truncated",
+                  "esfit train --resume $state_truncated/checkpoints/gen-000001"], id="resume-truncated-state"),
+    pytest.param(["--resume", "$state_empty", "--generations", "3"],
+                 [f"$state_empty/{_CKPT}/trainer_state.pt is damaged", "empty",
+                  "$state_empty/checkpoints/gen-000001"], id="resume-empty-state"),
+    pytest.param(["--resume", "$weights_truncated", "--generations", "3"],
+                 [f"$weights_truncated/{_CKPT}/model.safetensors is damaged",
+                  "$weights_truncated/checkpoints/gen-000001"], id="resume-truncated-weights"),
+    pytest.param(["--resume", "$state_not_data", "--generations", "3"],
+                 [f"$state_not_data/{_CKPT}/trainer_state.pt", "other than plain data", "nothing in it ran"],
+                 id="resume-state-with-objects"),
+    pytest.param(["--resume", "$state_plugins", "--generations", "3"],
+                 ["evil_component", "which --resume does not import", "name them again: --plugins", "evil.py"],
+                 id="resume-does-not-import-saved-plugins"),
+]
+
+
+@pytest.mark.parametrize(("args", "culprits"), TRAIN_CASES)
+def test_train_bad_input(tws, train_assets, no_model_loads, one_thread, args, culprits):
+    result = _run_case(tws, ["train", *args], culprits)
+    assert "the payload ran" not in result.output
+    assert not (train_assets / "EVIL_RAN").exists()  # the saved plugin was not imported
+
+
+# cases found while loading the model (before the scorer, the run folder left as it was)
+TRAIN_MODEL_CASES = [
+    pytest.param(["--model", "$noweights"], ["model $noweights", "no weights"], id="model-without-weights"),
+    pytest.param(["--model", "$truncmodel"], ["model $truncmodel", "model.safetensors is damaged", "truncated"],
+                 id="model-truncated-safetensors"),
+    pytest.param(["--model", "$noconfig"], ["model $noconfig", "no config.json"], id="model-without-config"),
+    pytest.param(["--model", "$bert"], ["model $bert", "LM head", "cls.predictions"], id="model-not-a-causal-lm"),
+    pytest.param(["--target-modules", "q_proj,nonexistent"], ["'nonexistent' matched no linear layer", "k_proj"],
+                 id="target-module-that-matches-nothing"),
+    pytest.param(["--output-dir", "$run"], ["holds another run"], id="used-folder-is-refused-before-loading"),
+]
+
+
+@pytest.mark.parametrize(("args", "culprits"), TRAIN_MODEL_CASES)
+def test_train_bad_model(tws, one_thread, args, culprits):
+    _run_case(tws, ["train", *_TRAIN, *_NEW, *args], culprits)
+
+
+def test_train_refuses_a_folder_another_run_holds(tws, one_thread):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom esfit.runlog import RunLock\n"
+                               "RunLock(sys.argv[1]).acquire()\nprint('locked', flush=True)\ntime.sleep(60)\n",
+                               tws["run"]], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        for args in ([*_TRAIN, "--output-dir", "$run", "--overwrite-output-dir"], ["--resume", "$run"]):
+            result = _run_case(tws, ["train", *args], ["--output-dir", "in use by another esfit run",
+                                                         f"pid {holder.pid}", "started", ".esfit.lock"])
+            assert "holds another run" not in result.output
+    finally:
+        holder.kill()
+        holder.wait()

@@ -40,3 +40,70 @@ def test_embedded_smollm2_answers_sensibly():
     out = model.generate(**inputs, max_new_tokens=12, do_sample=False)
     answer = tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
     assert "Paris" in answer
+
+
+# --- folders that must not load (issue 13) -------------------------------------------------------
+
+@pytest.fixture
+def tiny_folder(tmp_path):
+    from trainer.testing import char_tokenizer, tiny_llama
+
+    folder = tmp_path / "model"
+    tiny_llama().save_pretrained(folder)
+    char_tokenizer().save_pretrained(folder)
+    return folder
+
+
+def test_a_folder_without_weights_or_config_is_one_clear_error(tiny_folder):
+    from esfit.models import ModelError
+
+    (tiny_folder / "model.safetensors").unlink()
+    with pytest.raises(ModelError, match=rf"model {tiny_folder}: the folder has a config.json but no weights"):
+        load_model(tiny_folder)
+    (tiny_folder / "config.json").unlink()
+    with pytest.raises(ModelError, match="no config.json, so this is not a model folder"):
+        load_model(tiny_folder)
+
+
+def test_a_truncated_safetensors_file_is_named(tiny_folder):
+    from esfit.models import ModelError
+
+    weights = tiny_folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ModelError, match=rf"model {tiny_folder}: model.safetensors is damaged: it is truncated"):
+        load_model(tiny_folder)
+
+
+def test_a_model_that_is_not_a_causal_lm_is_refused_naming_the_missing_weights(tmp_path):
+    from esfit.models import ModelError
+    from trainer.testing import char_tokenizer
+
+    bert = tmp_path / "bert"
+    transformers.BertModel(transformers.BertConfig(vocab_size=49, hidden_size=16, num_hidden_layers=1,
+                                                   num_attention_heads=2, intermediate_size=16)).save_pretrained(bert)
+    char_tokenizer().save_pretrained(bert)
+    with pytest.raises(ModelError, match=r"weights do not cover the LM head.*cls\.predictions\.") as info:
+        load_model(bert)
+    assert str(bert) in str(info.value) and "random" in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "tied"])
+def test_causal_lms_with_tied_or_conv1d_heads_still_load(tmp_path, kind):
+    from trainer.testing import char_tokenizer, tiny_gpt2, tiny_llama
+
+    model = tiny_gpt2() if kind == "gpt2" else tiny_llama(tie_word_embeddings=True)
+    model.save_pretrained(tmp_path / kind)
+    char_tokenizer().save_pretrained(tmp_path / kind)
+    loaded, _ = load_model(tmp_path / kind)
+    assert type(loaded) is type(model)
+
+
+def test_check_device_says_what_the_machine_lacks(monkeypatch):
+    from esfit.models import check_device
+
+    assert check_device("cpu") == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=r"device 'cuda': CUDA is not available on this machine.*--device cpu"):
+        check_device("cuda", option="device")
+    with pytest.raises(ValueError, match="'bogus' is not a torch device"):
+        check_device("bogus")

@@ -187,3 +187,44 @@ def test_the_real_embedded_model_trains_with_the_demo_settings(tmp_path):
     answer = result.before.texts[0][0]
     assert len(answer.split()) >= 3  # the chat template and the passage produce a real answer
     assert (Path(config.output_dir) / "checkpoints" / "gen-000001" / "model.safetensors").is_file()
+
+
+def test_extra_callbacks_run_after_the_built_in_ones(tmp_path):
+    from trainer.callbacks import Checkpointing, TrainerCallback
+
+    class Recorder(TrainerCallback):
+        def __init__(self):
+            self.events: list[tuple] = []
+
+        def on_train_begin(self, trainer):
+            self.events.append(("begin", [type(c).__name__ for c in trainer.callbacks.callbacks]))
+
+        def on_step_end(self, trainer, metrics):
+            self.events.append(("step", metrics["generation"]))
+
+        def on_save(self, trainer, path):
+            self.events.append(("save", path.name, path.is_dir()))
+
+    config = load_config(overrides=base_overrides(tmp_path, eval_data="", generations=2, checkpoint_every=1))
+    recorder = Recorder()
+    train(config, fitness=letter_share, progress=False, echo=lambda s: None, callbacks=[recorder])
+    names = recorder.events[0][1]
+    assert names[-1] == "Recorder" and Checkpointing.__name__ in names[:-1]
+    # after the built-ins: by the time its on_step_end runs, that step's checkpoint is written
+    assert recorder.events[1:] == [("save", "gen-000001", True), ("step", 0), ("step", 1),
+                                   ("save", "gen-000002", True)]
+
+
+def test_a_used_output_folder_is_refused_unless_overwrite_output_dir(tmp_path):
+    from esfit.outputs import OutputError
+
+    config = load_config(overrides=base_overrides(tmp_path, eval_data="", generations=2))
+    train(config, fitness=letter_share, progress=False, echo=lambda s: None)
+    metrics = (Path(config.output_dir) / "metrics.jsonl").read_bytes()
+    with pytest.raises(OutputError, match="holds another run"):
+        train(config, fitness=letter_share, progress=False, echo=lambda s: None)
+    assert (Path(config.output_dir) / "metrics.jsonl").read_bytes() == metrics
+    result = train(config.replace(generations=1), fitness=letter_share, progress=False, echo=lambda s: None,
+                   overwrite_output_dir=True)
+    assert result.checkpoint.name == "gen-000001" and latest_checkpoint(config.output_dir) == result.checkpoint
+    assert not (Path(config.output_dir) / "checkpoints" / "gen-000002").exists()

@@ -138,3 +138,137 @@ def test_errors_name_the_folder_and_the_mismatch(tmp_path):
         load_checkpoint(path, other)
     with pytest.raises(ValueError, match="keep=-1"):
         save_checkpoint(tmp_path, es.model, es, keep=-1)
+
+
+# --- a full disk, damaged files, edited files ----------------------------------------------------
+
+def _full_disk(*args, **kwargs):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _listing(root) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("where", ["_write_state", "_write_text_atomic"])
+def test_a_full_disk_while_saving_leaves_the_previous_checkpoint(tmp_path, monkeypatch, where):
+    import trainer.checkpoint as checkpoint
+    from trainer.checkpoint import CheckpointWriteError
+
+    es = _es()
+    _run(es, 1)
+    good = save_checkpoint(tmp_path, es.model, es, keep=1)
+    listing = _listing(tmp_path)
+    state = (good / STATE_FILE).read_bytes()
+    _run(es, 1)
+    monkeypatch.setattr(checkpoint, where, _full_disk)
+    with pytest.raises(CheckpointWriteError, match=rf"gen-000002 failed \(No space left on device\).*"
+                       rf"previous checkpoint {good} is intact") as info:
+        save_checkpoint(tmp_path, es.model, es, keep=1)
+    assert info.value.previous == good and isinstance(info.value, OSError)
+    assert latest_checkpoint(tmp_path) == good and (good / STATE_FILE).read_bytes() == state
+    if where == "_write_state":
+        assert _listing(tmp_path) == listing  # no staging folder, no half checkpoint
+    else:  # the folder was renamed into place, but `latest` still names the previous, intact one
+        assert (tmp_path / "latest").read_text().strip() == "gen-000001"
+        assert not list(tmp_path.glob(".latest-*"))
+    monkeypatch.undo()
+    assert save_checkpoint(tmp_path, es.model, es, keep=1).name == "gen-000002"  # space freed: it works again
+    assert latest_checkpoint(tmp_path).name == "gen-000002"
+
+
+def test_rewriting_a_generation_that_fails_puts_the_old_folder_back(tmp_path, monkeypatch):
+    import trainer.checkpoint as checkpoint
+    from trainer.checkpoint import CheckpointWriteError
+
+    es = _es()
+    _run(es, 1)
+    first = save_checkpoint(tmp_path, es.model, es)
+    weights = (first / "model.safetensors").read_bytes()
+    real = checkpoint.os.replace
+
+    def fail_publishing(src, dst):
+        if str(src).startswith(str(tmp_path / ".staging-gen")):
+            raise OSError(28, "No space left on device")
+        real(src, dst)
+
+    monkeypatch.setattr(checkpoint.os, "replace", fail_publishing)
+    with pytest.raises(CheckpointWriteError):
+        save_checkpoint(tmp_path, es.model, es)  # the same generation again
+    monkeypatch.undo()
+    assert (first / "model.safetensors").read_bytes() == weights and latest_checkpoint(tmp_path) == first
+
+
+@pytest.fixture
+def two_checkpoints(tmp_path):
+    es = _es()
+    paths = []
+    for _ in range(2):
+        _run(es, 1)
+        paths.append(save_checkpoint(tmp_path, es.model, es, tokenizer=char_tokenizer(), extra={"config": {}}))
+    return paths
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize(("damage", "file", "message"), [
+    (_truncate, STATE_FILE, "is damaged: it is truncated or not a torch file"),
+    (lambda p: p.write_bytes(b""), STATE_FILE, "is damaged: the file is empty"),
+    (lambda p: p.write_bytes(b"not a zip"), STATE_FILE, "is damaged"),
+    (lambda p: torch.save([1, 2], p), STATE_FILE, "does not hold a trainer state"),
+    (_truncate, "model.safetensors", "is damaged: it is truncated or not a safetensors file"),
+    (lambda p: p.unlink(), "model.safetensors", "is missing"),
+])
+def test_a_damaged_checkpoint_names_the_file_and_the_previous_intact_one(two_checkpoints, damage, file, message):
+    from trainer.checkpoint import CheckpointError, verify_checkpoint
+
+    first, second = two_checkpoints
+    damage(second / file)
+    with pytest.raises(CheckpointError, match=message) as info:
+        verify_checkpoint(second)
+    err = info.value
+    assert err.path == second / file and err.previous == first
+    assert str(err).startswith(str(second / file)) and f"the newest intact checkpoint before it is {first}" in str(err)
+    damage(first / file)  # both damaged: nothing to go back to
+    with pytest.raises(CheckpointError, match="no older intact checkpoint") as info:
+        verify_checkpoint(second)
+    assert info.value.previous is None
+
+
+class _Payload:
+    def __reduce__(self):
+        return (exec, ("import builtins; builtins.PAYLOAD_RAN = True",))
+
+
+def test_a_state_file_holding_objects_is_refused_and_runs_nothing(two_checkpoints):
+    import builtins
+
+    from trainer.checkpoint import CheckpointError
+
+    first, second = two_checkpoints
+    state = load_trainer_state(second)
+    state["extra"]["hook"] = _Payload()
+    torch.save(state, second / STATE_FILE)
+    with pytest.raises(CheckpointError, match=r"other than plain data.*nothing in it ran") as info:
+        load_trainer_state(second)
+    assert info.value.previous == first and not hasattr(builtins, "PAYLOAD_RAN")
+
+
+def test_edited_pointers_and_indexes_cannot_lead_outside_the_folder(two_checkpoints, tmp_path):
+    import json
+
+    from trainer.checkpoint import CheckpointError, check_weights
+
+    first, second = two_checkpoints
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-elsewhere"
+    elsewhere.mkdir()
+    save_checkpoint(elsewhere, _es().model, _es())
+    (tmp_path / "latest").write_text(f"../{elsewhere.name}/gen-000000\n")
+    assert latest_checkpoint(tmp_path) == second  # the pointer is ignored: the newest complete one
+    (second / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"w": "../gen-000001/x"}}))
+    with pytest.raises(CheckpointError, match="names the shard '../gen-000001/x'"):
+        check_weights(second)
