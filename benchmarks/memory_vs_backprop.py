@@ -50,7 +50,7 @@ def child(mode: str, tokens: int, model_name: str) -> None:
 
     def es_rollout(prompt, new):
         with torch.no_grad(), PopulationPatch(targets) as patch:
-            patch.set_population(population)
+            patch.set_population(population, rows_per_member=ROWS // MEMBERS)
             return model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
                                   max_new_tokens=new, min_new_tokens=new, pad_token_id=tokenizer.pad_token_id)
 

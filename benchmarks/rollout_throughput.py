@@ -72,6 +72,7 @@ def main() -> None:
                     help="also time the population with torch.compile of the torch-ops term instead of the fused op")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="the model's dtype")
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda (the torch ops run there; benchmarks/gpu_check.sh)")
     args = ap.parse_args()
     if not 0 <= args.naive_members <= args.population:
         ap.error(f"--naive-members={args.naive_members} must be in [0, --population={args.population}]")
@@ -79,7 +80,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     sys.stdout.reconfigure(line_buffering=True)  # progress shows when the output is a file
 
-    model, tokenizer = load_model(args.model, dtype=args.dtype)
+    model, tokenizer = load_model(args.model, dtype=args.dtype, device=args.device)
     prompts = PROMPTS[: args.prompts]
     targets = resolve_targets(model)
     population = sample_population(targets, seed=0, generation=0, population_size=args.population,
@@ -88,12 +89,14 @@ def main() -> None:
                            temperature=args.temperature)
     rows = args.population * len(prompts)
     tokens = rows * args.new_tokens
-    print(f"model={args.model} dtype={args.dtype} threads={torch.get_num_threads()} P={args.population} r={args.rank} "
+    print(f"model={args.model} dtype={args.dtype} device={args.device} threads={torch.get_num_threads()} "
+          f"P={args.population} r={args.rank} "
           f"rows={rows} new_tokens={args.new_tokens} sampling T={args.temperature}")
 
     enc = tokenizer(format_prompts(tokenizer, prompts), padding=True, padding_side="left",
                     add_special_tokens=False, return_tensors="pt")
-    hf_ids, hf_mask = enc.input_ids.repeat(args.population, 1), enc.attention_mask.repeat(args.population, 1)
+    hf_ids = enc.input_ids.repeat(args.population, 1).to(args.device)
+    hf_mask = enc.attention_mask.repeat(args.population, 1).to(args.device)
 
     @torch.no_grad()
     def hf_sampling() -> float:
@@ -122,7 +125,7 @@ def main() -> None:
             out = generate_rollouts(model, tokenizer, prompts, run_config, patch=patch, population=population)
             elapsed = time.perf_counter() - t
         assert out.rows == rows
-        if fused and not layers:
+        if fused and not layers and args.device == "cpu":  # elsewhere the torch ops are the path
             print(f"note: the patched run used torch ops ({unavailable_reason() or 'ESFIT_FUSED_KERNEL is off'})")
         return elapsed
 

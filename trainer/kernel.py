@@ -187,6 +187,8 @@ def _compile(name: str, cflags: list[str], ldflags: list[str], folder: Path) -> 
     with _ninja_on_path():
         cpp_extension.load(name, [str(SOURCE)], extra_cflags=cflags, extra_ldflags=ldflags, build_directory=str(folder),
                            is_python_module=False, verbose=False)
+    for entry in folder.iterdir():  # under a umask of 002 the build's files are group-writable
+        entry.chmod(entry.stat().st_mode & ~(stat.S_IWGRP | stat.S_IWOTH))
     log.info("built %s in %.1f s", name, time.perf_counter() - start)
 
 
@@ -245,12 +247,13 @@ def cache_dir() -> Path:
 
 
 def private_dir(path: Path) -> None:
-    """Make ``path`` (mode 0700) if it is missing, then check it: see :func:`check_private`. Its
-    parent may be writable by others only with the sticky bit (like /tmp), which stops them from
-    swapping ``path`` for their own folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        path.mkdir(mode=0o700)
+    """Make ``path`` and whatever folders above it are missing (mode 0700), then check it: see
+    :func:`check_private`. Its parent may be writable by others only with the sticky bit (like
+    /tmp), which stops them from swapping ``path`` for their own folder."""
+    for folder in [*reversed(path.parents), path]:
+        if not folder.exists():
+            with contextlib.suppress(FileExistsError):
+                folder.mkdir(mode=0o700)
     check_private(path)
     if not path.is_dir():
         raise UnsafeCacheError(f"{path} is not a folder: delete it")

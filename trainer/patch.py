@@ -181,7 +181,7 @@ class PopulationPatch:
             n = x.numel() // (f.sets * x.shape[-1])  # rows of one factor set × tokens
             kernel.lowrank_op(output, x, f.a, f.b_rows, f.neg_from(n))  # checks out's rows against x's
             return output
-        xb = self._project(module, layer, x)  # (g, n, r), signed
+        xb = self._project(layer, x)  # (g, n, r), signed
         return lowrank.add_term(output, xb, f)
 
     def _check_batch(self, rows: int) -> None:
@@ -197,8 +197,8 @@ class PopulationPatch:
                 "lay the batch out as members × rows-per-member (see trainer.rollout)"
             )
 
-    def _project(self, module: nn.Module, layer: _Layer, x: torch.Tensor) -> torch.Tensor:
-        """x B of ``module`` (g, n, r), signed. While decoding, a layer of an input group forms
+    def _project(self, layer: _Layer, x: torch.Tensor) -> torch.Tensor:
+        """x B of ``layer`` (g, n, r), signed. While decoding, a layer of an input group forms
         the product for its whole group, and the others take their columns when they are handed
         the very same tensor (same object, unchanged since: its version counter)."""
         f = layer.factors

@@ -1,8 +1,10 @@
 """The patched population forward pass equals dense W + σE_i per member (fp32, within 1e-4: float
 rounding) in a full forward, across KV-cached decoding and in greedy and sampled generation; and
-unpatching restores the model bit for bit."""
+unpatching restores the model bit for bit. ``ESFIT_TEST_DEVICE=cuda`` runs them on a GPU
+(``benchmarks/gpu_check.sh``), where the torch ops are the path."""
 
 import dataclasses
+import os
 
 import pytest
 import torch
@@ -17,6 +19,7 @@ from trainer.targets import resolve_targets
 
 PROMPTS = ["hello world, how are you", "hi", "the cat sat"]  # different lengths: left padding
 P = 4
+DEVICE = os.environ.get("ESFIT_TEST_DEVICE", "cpu")
 
 
 @pytest.fixture(params=["fused", "torch"])
@@ -24,6 +27,8 @@ def path(request, monkeypatch):
     """The fused operator (where a C++ compiler is found), and the torch ops it replaces."""
     if request.param == "torch":
         monkeypatch.setenv("ESFIT_FUSED_KERNEL", "0")
+    elif DEVICE != "cpu":
+        pytest.skip(f"the fused operator is for CPU layers; on {DEVICE} the torch ops run")
     elif fused_op(torch.float32) is None:
         pytest.skip(f"the fused kernel is unavailable: {unavailable_reason()}")
     return request.param
@@ -33,9 +38,10 @@ def path(request, monkeypatch):
 def setup(tiny_model, tokenizer, request, path):
     """Rank 1 and 2: the torch path adds rank-1 terms with an outer product, higher ranks with
     baddbmm; the fused kernel handles both."""
+    tiny_model.to(DEVICE)
     targets = resolve_targets(tiny_model)
     population = sample_population(targets, seed=5, generation=2, population_size=P, rank=request.param, sigma=0.3)
-    enc = tokenizer(PROMPTS, padding=True, padding_side="left", return_tensors="pt")
+    enc = tokenizer(PROMPTS, padding=True, padding_side="left", return_tensors="pt").to(DEVICE)
     with PopulationPatch(targets) as patch:  # the path really taken
         patch.set_population(population)
         assert patch.fused_layers == (len(targets) if path == "fused" else 0)

@@ -25,6 +25,11 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__AVX512F__) && defined(__AVX512BF16__) && !defined(ESFIT_PORTABLE)
+#define ESFIT_AVX512_BF16 1  // -march=native found AVX-512 BF16 (ESFIT_PORTABLE: the plain loops)
+#include <immintrin.h>
+#endif
+
 #ifndef ESFIT_OPS
 #define ESFIT_OPS esfit  // the operator namespace; a test build of the portable loops uses another
 #endif
@@ -63,10 +68,7 @@ void update(float* __restrict__ y, const float* __restrict__ c, const float* __r
     }
 }
 
-#if defined(__AVX512F__) && defined(__AVX512BF16__) && !defined(ESFIT_PORTABLE)
-}  // namespace
-#include <immintrin.h>
-namespace {
+#ifdef ESFIT_AVX512_BF16
 
 inline __m512 load_bf16x16(const uint16_t* p) {
     return _mm512_castsi512_ps(
@@ -193,9 +195,10 @@ void lowrank_rows(T* out, const T* x, const T* a, const T* b, int64_t g, int64_t
     });
 }
 
-int64_t rows_of(const at::Tensor& t, const char* name, int64_t width, const char* width_name) {
+// the rows of x (or out): all its elements over the width of b's (or a's) rows
+int64_t rows_of(const at::Tensor& t, const char* name, const char* width_name, int64_t width, const char* factor) {
     TORCH_CHECK(t.dim() >= 1 && t.size(-1) == width, "esfit::lowrank_: ", name, " must end in ", width_name, "=",
-                width, " (the width of ", name == std::string("x") ? "b" : "a", "), got shape ", t.sizes());
+                width, " (the width of ", factor, "'s rows), got shape ", t.sizes());
     return t.numel() / width;
 }
 
@@ -216,8 +219,8 @@ void lowrank_cpu(const at::Tensor& out, const at::Tensor& x, const at::Tensor& a
                 a.scalar_type(), ", ", b.scalar_type());
     TORCH_CHECK(out.is_contiguous() && x.is_contiguous() && a.is_contiguous() && b.is_contiguous(),
                 "esfit::lowrank_: out, x, a and b must be contiguous (call .contiguous() first)");
-    const int64_t rows = rows_of(x, "x", din, "din");
-    TORCH_CHECK(rows_of(out, "out", dout, "dout") == rows, "esfit::lowrank_: out must have as many rows as x (",
+    const int64_t rows = rows_of(x, "x", "din", din, "b");
+    TORCH_CHECK(rows_of(out, "out", "dout", dout, "a") == rows, "esfit::lowrank_: out must have as many rows as x (",
                 rows, "), got shape ", out.sizes());
     TORCH_CHECK(g >= 1 && rows % g == 0, "esfit::lowrank_: the rows of x (", rows,
                 ") must be a whole multiple of the g=", g, " factor sets");
