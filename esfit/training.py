@@ -246,10 +246,11 @@ def train(config: TrainConfig, *, fitness: Any = None, resume: str | os.PathLike
     """
     from transformers.utils import logging as hf_logging
 
-    from esfit.models import check_device, load_model
+    from esfit.models import EMBEDDED_MODELS, check_device, embedded_model_dir, load_model
     from trainer import ESTrainer
     from trainer.checkpoint import load_checkpoint
     from trainer.distributed import init_distributed
+    from trainer.rollout import build_backend
     from trainer.targets import resolve_targets
 
     config.validate_paths()
@@ -281,6 +282,12 @@ def train(config: TrainConfig, *, fitness: Any = None, resume: str | os.PathLike
         trainer = ESTrainer(model, tokenizer, train_set.messages, scorer, es=config.es, rollout=config.rollout,
                             prompt_ids=train_set.ids, dist=ctx, progress=progress)
         extra = load_checkpoint(checkpoint, trainer.es, load_weights=False) if checkpoint else {}
+        # the rollout backend (trainer.rollout.ROLLOUT_BACKENDS), built on the loaded centre weights:
+        # HF generate by default, or vLLM, whose engine loads the model's own save_pretrained folder
+        trainer.backend = build_backend(
+            config.rollout_backend, trainer.es, tokenizer, rollout=config.rollout, world_size=ctx.world_size,
+            local_rank=ctx.local_rank,
+            model_dir=embedded_model_dir(config.model) if config.model in EMBEDDED_MODELS else config.model)
         start = trainer.generation
         if checkpoint:
             if config.anchor_decay:

@@ -9,7 +9,7 @@ Where things are: the loop (:mod:`trainer.loop`), its callbacks (:mod:`trainer.c
 fitness protocol (:mod:`trainer.scoring`), the ES update and its config (:mod:`trainer.es`,
 :mod:`trainer.optim`, :mod:`trainer.shaping`), the noise (:mod:`trainer.noise`), the patched forward
 pass (:mod:`trainer.patch`) and its kernel (:mod:`trainer.kernel`), rollouts and their config
-(:mod:`trainer.rollout`), checkpoints and torchrun (:mod:`trainer.checkpoint`, :mod:`trainer.distributed`).
+(:mod:`trainer.rollout`; vLLM in :mod:`trainer.vllm_backend`), checkpoints and torchrun (:mod:`trainer.checkpoint`, :mod:`trainer.distributed`).
 """
 
 from trainer.callbacks import (
@@ -26,13 +26,16 @@ from trainer.noise import Population, derive_seed, sample_population, sample_pro
 from trainer.optim import OPTIMIZERS, SCHEDULES, register_optimizer, register_schedule
 from trainer.patch import PopulationPatch
 from trainer.rollout import (
+    ROLLOUT_BACKENDS,
     CommonRandomGumbel,
     HFBackend,
     RolloutBackend,
     RolloutConfig,
     Rollouts,
+    build_backend,
     format_prompts,
     generate_rollouts,
+    register_backend,
 )
 from trainer.scoring import CallableScorer, FitnessError, Scorer, Scores, as_scorer
 from trainer.shaping import SHAPERS, centered_rank_shaping, raw_shaping, register_shaper, zscore_shaping
@@ -41,6 +44,7 @@ from trainer.targets import Target, resolve_targets
 __all__ = [
     "EVAL_GENERATION",
     "OPTIMIZERS",
+    "ROLLOUT_BACKENDS",
     "SCHEDULES",
     "SHAPERS",
     "CallableScorer",
@@ -66,11 +70,13 @@ __all__ = [
     "Target",
     "TrainerCallback",
     "as_scorer",
+    "build_backend",
     "centered_rank_shaping",
     "derive_seed",
     "format_prompts",
     "generate_rollouts",
     "raw_shaping",
+    "register_backend",
     "register_optimizer",
     "register_schedule",
     "register_shaper",

@@ -10,9 +10,9 @@ perturbation and fitness differences are signal, not sampling luck.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -25,7 +25,8 @@ from trainer.patch import PopulationPatch
 Prompt = str | list[dict]  # plain text, or chat messages [{"role": ..., "content": ...}]
 # the sampling is ours (CommonRandomGumbel): a model's own generation_config neither applies nor warns
 NEUTRAL_SAMPLING = dict(temperature=None, top_p=None, top_k=None)
-
+# name -> factory(es, tokenizer, **context) -> RolloutBackend; filled by register_backend below
+ROLLOUT_BACKENDS: dict[str, Callable[..., RolloutBackend]] = {}
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,11 @@ class RolloutConfig:
     max_rows: int | None = config_field(None, "most rows in one generate call (0: the whole population at once)", none_as=0)
     chat_template: bool | None = config_field(None, "apply the tokenizer's chat template (unset: when it has one)")
     min_new_tokens: int = config_field(0, "shortest completion in tokens: end-of-sequence is held back until then")
+    rollout_backend: str = config_field("hf", "what decodes the population: hf (generate with the patched forward "
+                                        "pass, the reference) or vllm (one LoRA adapter per member; needs vLLM)",
+                                        choices=ROLLOUT_BACKENDS)
+    vllm_options: str | Mapping = config_field("", "vLLM engine options for rollout_backend = vllm, a table or a JSON "
+                                               "object, e.g. {gpu_memory_utilization = 0.5, tensor_parallel_size = 2}")
 
     def __post_init__(self) -> None:
         _check(self.max_new_tokens >= 1, "max_new_tokens", self.max_new_tokens, "an integer ≥ 1")
@@ -63,6 +69,11 @@ class RolloutConfig:
         _check(self.top_k is None or self.top_k >= 1, "top_k", self.top_k, "None or an integer ≥ 1")
         _check(self.top_p is None or 0 < self.top_p <= 1, "top_p", self.top_p, "None or in (0, 1]")
         _check(self.max_rows is None or self.max_rows >= 1, "max_rows", self.max_rows, "None or ≥ 1")
+        _check(self.rollout_backend in ROLLOUT_BACKENDS, "rollout_backend", self.rollout_backend,
+               f"one of {', '.join(ROLLOUT_BACKENDS)}")
+        from trainer.vllm_backend import parse_options  # no vLLM import: only the option rules
+
+        parse_options(self.vllm_options)
 
 
 def _check(ok: bool, name: str, value, rule: str) -> None:
@@ -253,3 +264,40 @@ class HFBackend:
 
     def refresh(self) -> None:
         """Nothing to do: ``generate`` reads the model's own (updated) weights."""
+
+
+def register_backend(name: str) -> Callable[[Callable[..., RolloutBackend]], Callable[..., RolloutBackend]]:
+    """Register ``factory(es, tokenizer, *, rollout, model_dir, world_size, local_rank)`` under
+    ``name``, for ``rollout_backend = name``. ``es`` is the run's
+    :class:`~trainer.es.EvolutionStrategy` (its model, targets, patch and config)."""
+
+    def decorate(factory):
+        ROLLOUT_BACKENDS[name] = factory
+        return factory
+
+    return decorate
+
+
+def build_backend(name: str, es, tokenizer, *, rollout: RolloutConfig | None = None, model_dir: Any = None,
+                  world_size: int = 1, local_rank: int = 0) -> RolloutBackend:
+    """The backend registered as ``name`` for the model ``es`` trains; an unknown name lists the known ones."""
+    if name not in ROLLOUT_BACKENDS:
+        raise ValueError(f"rollout_backend={name!r} is unknown; known: {', '.join(ROLLOUT_BACKENDS)}")
+    return ROLLOUT_BACKENDS[name](es, tokenizer, rollout=rollout or RolloutConfig(), model_dir=model_dir,
+                                  world_size=world_size, local_rank=local_rank)
+
+
+@register_backend("hf")
+def _hf_backend(es, tokenizer, **_) -> HFBackend:
+    return HFBackend(es.model, tokenizer, es.patch)
+
+
+@register_backend("vllm")
+def _vllm_backend(es, tokenizer, *, rollout: RolloutConfig, model_dir, world_size: int, local_rank: int):
+    from trainer.vllm_backend import vllm_backend_from_config  # imports vLLM only now
+
+    if model_dir is None:
+        raise ValueError("rollout_backend='vllm' needs model_dir: a save_pretrained folder of the model")
+    return vllm_backend_from_config(es.model, tokenizer, es.targets, model_dir=model_dir,
+                                    population_size=es.config.population_size, rank=es.config.rank,
+                                    options=rollout.vllm_options, world_size=world_size, local_rank=local_rank)
