@@ -117,7 +117,8 @@ def save_checkpoint(
         tokenizer: saved beside the model when given, so the folder loads on its own.
         extra: anything else ``torch.save`` can store with ``weights_only`` loading (plain
             Python values and tensors): the run configuration, the metrics so far.
-        keep: keep only the ``keep`` most recent checkpoints (0 keeps all).
+        keep: keep only the ``keep`` most recent checkpoints up to this one (0 keeps all); a newer
+            folder (left by a run that was resumed from an earlier checkpoint) is not counted.
 
     Returns the checkpoint folder.
     """
@@ -160,7 +161,10 @@ def save_checkpoint(
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     if keep:
-        for done in _complete(root)[:-keep]:
+        # only checkpoints up to this one count: newer folders (a run resumed from an earlier
+        # checkpoint) never push out the one just written or the one it was resumed from
+        mine = [c for c in _complete(root) if int(_NAME.match(c.name).group(1)) <= es.generation]
+        for done in mine[:-keep]:
             shutil.rmtree(done, ignore_errors=True)
     return final
 

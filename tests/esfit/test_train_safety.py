@@ -92,10 +92,15 @@ def test_resuming_a_copied_run_writes_only_into_the_copy(setup, tmp_path):
     before = _snapshot(a)
     _run(["train", "--resume", str(b), "--generations", "5", "--quiet"])
     _run(["train", "--resume", str(b / "checkpoints" / "gen-000005"), "--generations", "6", "--quiet"])
+    # settings from a file whose output_dir is the original: the resumed folder still wins
+    toml = tmp_path / "a.toml"
+    toml.write_text(f'output_dir = "A"\nmodel = {setup["model"]!r}\ntrain_data = {setup["train_data"]!r}\n'
+                    'population_size = 4\nmax_new_tokens = 4\nthreads = 1\nfitness = "f1_at_k:1"\n')
+    _run(["train", "--config", str(toml), "--resume", str(b), "--generations", "7", "--quiet"])
     assert _snapshot(a) == before  # the original run: no file written, none deleted
-    assert sorted(p.name for p in (b / "checkpoints").glob("gen-*")) == ["gen-000005", "gen-000006"]
+    assert sorted(p.name for p in (b / "checkpoints").glob("gen-*")) == ["gen-000006", "gen-000007"]
     assert json.loads((b / "config.json").read_text())["output_dir"] == str(b)
-    assert _generations(b) == [0, 1, 2, 3, 4, 5]
+    assert _generations(b) == [0, 1, 2, 3, 4, 5, 6]
 
 
 def test_an_edited_trainer_state_imports_no_plugin_and_writes_nowhere_else(setup, tmp_path):

@@ -272,3 +272,19 @@ def test_edited_pointers_and_indexes_cannot_lead_outside_the_folder(two_checkpoi
     (second / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"w": "../gen-000001/x"}}))
     with pytest.raises(CheckpointError, match="names the shard '../gen-000001/x'"):
         check_weights(second)
+
+
+def test_rotation_never_deletes_the_new_checkpoint_for_newer_leftovers(tmp_path):
+    es = _es()
+    for _ in range(4):
+        _run(es, 1)
+        save_checkpoint(tmp_path, es.model, es, keep=2)  # gen-3, gen-4 kept
+    resumed = _es()
+    load_checkpoint(tmp_path / "gen-000003", resumed)  # back to generation 3 ...
+    (tmp_path / "gen-000004" / STATE_FILE).write_bytes(b"")  # ... because gen-4 is damaged
+    path = save_checkpoint(tmp_path, resumed.model, resumed, keep=1)  # generation 3 again
+    assert path.is_dir() and latest_checkpoint(tmp_path) == path
+    _run(resumed, 1)
+    assert save_checkpoint(tmp_path, resumed.model, resumed, keep=1).name == "gen-000004"  # replaces the damaged one
+    assert sorted(p.name for p in tmp_path.glob("gen-*")) == ["gen-000004"]
+    assert load_trainer_state(tmp_path / "gen-000004")["es"]["generation"] == 4
