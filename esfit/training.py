@@ -1,9 +1,9 @@
-"""``esfit train`` as a function: config → data → scorer → model → the trainer's loop → summary.
+"""``esfit train`` as a function: config → data → model → scorer → the trainer's loop → summary.
 
 The loop itself is :class:`trainer.ESTrainer`; this module only loads what it needs and says what to
-record. It reads the prompt sets (:mod:`esfit.prompts`), builds the scorer from the fitness spec
-(:mod:`esfit.fitness_glue`: one batched extraction call per generation), loads the model (or the
-checkpoint of a resumed run), and hands the loop its callbacks: the metrics log and the
+record. It reads the prompt sets (:mod:`esfit.prompts`), loads the model (or the checkpoint of a
+resumed run), builds the scorer from the fitness spec (:mod:`esfit.fitness_glue`: one batched
+extraction call per generation), and hands the loop its callbacks: the metrics log and the
 per-generation line (:mod:`esfit.runlog`), evaluations of the centre model on the held-out (and
 validation) prompts with fixed sampling seeds, their completions written as corpora under
 ``eval/``, early stopping on the validation split, and atomic checkpoints (:mod:`trainer.checkpoint`).
