@@ -150,7 +150,8 @@ def run_demo(config_path: str | Path = DEMO_CONFIG, *, overrides: Mapping[str, A
     echo(f"training {config.model} for {config.generations} generations: population {config.population_size}, "
          f"σ={config.sigma:g}, learning rate {config.learning_rate:g}, {config.prompts_per_generation} prompts per "
          f"generation, {'greedy' if config.greedy else 'sampled'} rollouts of up to {config.max_new_tokens} tokens")
-    result = train(config, progress=progress, echo=echo)
+    # the demo always starts afresh in its folder: a second `make demo` replaces the first one's run
+    result = train(config, progress=progress, echo=echo, overwrite_output_dir=True)
     before, after = result.evals[0], result.evals[-1]
     from esfit.prompts import load_prompt_set
 
