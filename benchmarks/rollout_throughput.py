@@ -19,7 +19,18 @@ per repeat and scales by P/K (default: all P, no scaling). Last line: ``rollout_
 throughput / plain throughput> naive_speedup=<naive time / patched time>``. The line before it
 gives naive time / plain time, the most that any patched pass could reach.
 
+``--backend vllm`` (run it from the vLLM environment, ``make install-vllm``) times instead, on the
+same rows: plain vLLM (an engine without LoRA), the vLLM population (one LoRA adapter per member,
+fresh noise every run, so each run pays for writing its adapters) and the HF patched population.
+Plain vLLM runs first and its engine is shut down before the LoRA engine starts (one in-process
+engine at a time); the HF and vLLM populations alternate. It also times the per-generation
+refresh: the adapters' write (factors regenerated from the seeds in the worker) and the in-place
+reload of the centre weights after an update. Last line: ``vllm_vs_hf_population=<HF patched
+time / vLLM population time> vllm_vs_plain_vllm=<plain vLLM time / vLLM population time>
+refresh_share=<(adapter write + centre reload) / vLLM population time>``.
+
     .venv/bin/python benchmarks/rollout_throughput.py
+    .venv-vllm/bin/python benchmarks/rollout_throughput.py --backend vllm
 """
 
 from __future__ import annotations
@@ -73,6 +84,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="the model's dtype")
     ap.add_argument("--device", default="cpu", help="cpu, or cuda (the torch ops run there; benchmarks/gpu_check.sh)")
+    ap.add_argument("--backend", default="hf", choices=["hf", "vllm"],
+                    help="hf: the patched population against plain and naive HF; vllm: vLLM against HF (see above)")
+    ap.add_argument("--vllm-options", default="", help="vLLM engine options as a JSON object (with --backend vllm)")
     args = ap.parse_args()
     if not 0 <= args.naive_members <= args.population:
         ap.error(f"--naive-members={args.naive_members} must be in [0, --population={args.population}]")
@@ -92,6 +106,9 @@ def main() -> None:
     print(f"model={args.model} dtype={args.dtype} device={args.device} threads={torch.get_num_threads()} "
           f"P={args.population} r={args.rank} "
           f"rows={rows} new_tokens={args.new_tokens} sampling T={args.temperature}")
+
+    if args.backend == "vllm":
+        return vllm_main(args, model, tokenizer, prompts, targets, config, rows, tokens)
 
     enc = tokenizer(format_prompts(tokenizer, prompts), padding=True, padding_side="left",
                     add_special_tokens=False, return_tensors="pt")
@@ -170,6 +187,98 @@ def main() -> None:
     if compiled is not None:
         print(f"torch.compile of the torch ops instead of the fused kernel: ratio {best['plain'] / best['compiled']:.3f}")
     print(f"rollout_ratio={rollout_ratio:.3f} naive_speedup={naive_speedup:.1f}")
+
+
+def vllm_main(args, model, tokenizer, prompts, targets, config, rows: int, tokens: int) -> None:
+    """``--backend vllm``: plain vLLM, the vLLM population and the HF patched population on the same rows."""
+    from esfit.models import EMBEDDED_MODELS, embedded_model_dir
+    from trainer.vllm_backend import VLLMBackend, import_vllm, parse_options
+
+    vllm = import_vllm()
+    model_dir = str(embedded_model_dir(args.model) if args.model in EMBEDDED_MODELS else args.model)
+    options = {"max_model_len": 512, **parse_options(args.vllm_options)}
+    threads = torch.get_num_threads()
+    pops = iter(range(1, 10_000))  # a fresh population (noise generation) for every timed run
+
+    def population(generation: int):
+        return sample_population(targets, seed=0, generation=generation, population_size=args.population,
+                                 rank=args.rank, sigma=1e-3)
+
+    # plain vLLM: an engine without LoRA, the same rows through the same sampling parameters
+    os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+    os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+    t = time.perf_counter()
+    plain_llm = vllm.LLM(model=model_dir, dtype=args.dtype, seed=0, generation_config="vllm", **options)
+    print(f"plain vLLM engine started in {time.perf_counter() - t:.1f} s")
+    ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in format_prompts(tokenizer, prompts)]
+    inputs = [{"prompt_token_ids": ids[j]} for _ in range(args.population) for j in range(len(prompts))]
+    sampling = [vllm.SamplingParams(max_tokens=args.new_tokens, min_tokens=args.new_tokens, temperature=args.temperature,
+                                    seed=i, detokenize=False) for i in range(rows)]
+
+    def plain_vllm() -> float:
+        t = time.perf_counter()
+        out = plain_llm.generate(inputs, sampling, use_tqdm=False)
+        elapsed = time.perf_counter() - t
+        assert sum(len(o.outputs[0].token_ids) for o in out) == tokens
+        return elapsed
+
+    plain_vllm()  # warm-up
+    plain_times = [plain_vllm() for _ in range(args.repeats)]
+    plain_llm.llm_engine.engine_core.shutdown()
+    plain_llm = None  # noqa: F841 - dropped before the LoRA engine starts
+    import gc
+
+    gc.collect()
+
+    t = time.perf_counter()
+    backend = VLLMBackend(model, tokenizer, targets, model_dir=model_dir, slots=args.population, rank=args.rank,
+                          options=options)
+    print(f"LoRA engine ({args.population} in-memory adapters, LoRA rank {backend.lora_rank}) started in "
+          f"{time.perf_counter() - t:.1f} s")
+    if torch.get_num_threads() != threads:  # vLLM lowers the process's torch threads for serving
+        print(f"note: torch threads {torch.get_num_threads()} after the engine started; set back to {threads}")
+        torch.set_num_threads(threads)
+    adapter_s: list[float] = []
+
+    def vllm_population() -> float:
+        pop = population(next(pops))
+        t = time.perf_counter()
+        out = backend.rollout(prompts, config, population=pop, generation=pop.generation)
+        elapsed = time.perf_counter() - t
+        adapter_s.append(backend.timings["adapters_s"])
+        assert out.rows == rows and out.new_tokens == tokens
+        return elapsed
+
+    def hf_patched() -> float:
+        pop = population(next(pops))
+        with PopulationPatch(targets) as patch:
+            t = time.perf_counter()
+            out = generate_rollouts(model, tokenizer, prompts, config, patch=patch, population=pop)
+            elapsed = time.perf_counter() - t
+        assert out.rows == rows
+        return elapsed
+
+    vllm_population()  # warm-up
+    adapter_s.clear()
+    times = {"plain-vllm": plain_times, "vllm-pop": [], "hf-patched": []}
+    centre_s = []
+    for _ in range(args.repeats):
+        times["vllm-pop"].append(vllm_population())
+        times["hf-patched"].append(hf_patched())
+        backend.refresh()  # what the loop does after every update
+        centre_s.append(backend.timings["centre_s"])
+    backend.close()
+    best = {k: min(v) for k, v in times.items()}
+    for k, v in times.items():
+        each = " ".join(f"{x:.2f}" for x in v)
+        print(f"{k:11s} best {best[k]:7.2f} s  {tokens / best[k]:8.1f} tok/s   (runs: {each})")
+    adapters, centre = min(adapter_s), min(centre_s)
+    refresh_share = (adapters + centre) / best["vllm-pop"]
+    print(f"refresh per generation: adapters {adapters:.3f} s ({adapters / best['vllm-pop']:.1%}), centre reload "
+          f"{centre:.3f} s ({centre / best['vllm-pop']:.1%}) of a {best['vllm-pop']:.2f} s vLLM population rollout")
+    print(f"vllm_vs_hf_population={best['hf-patched'] / best['vllm-pop']:.3f} "
+          f"vllm_vs_plain_vllm={best['plain-vllm'] / best['vllm-pop']:.3f} refresh_share={refresh_share:.4f}")
 
 
 if __name__ == "__main__":

