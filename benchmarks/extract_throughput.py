@@ -12,7 +12,7 @@ the full pass, ``--repeats`` times, and each side keeps its fastest time per sli
 at this grain means a burst of load from other processes hits both sides alike. Texts are SQuALITY human responses
 (``../shared/data/squality/v1-3_txt_test.jsonl``) when present, else a bundled sample.
 
-Usage: python benchmarks/extract_throughput.py [--n 200] [--repeats 3] [--slice 25] [--batch-size 64]
+Usage: python benchmarks/extract_throughput.py [--n 200] [--repeats 3] [--slice 25] [--batch-size 64] [--no-resolve]
 The last line is ``extract_ratio=<value> cache_speedup=<value>``.
 """
 
@@ -62,13 +62,15 @@ def main() -> None:
     parser.add_argument("--slice", type=int, default=25, help="texts per interleaved slice")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--pipeline", default=None)
+    parser.add_argument("--no-resolve", action="store_true",
+                        help="extract without pronoun/short-name resolution (infoextract.coref)")
     args = parser.parse_args()
 
     texts, origin = load_texts(args.n)
     words = sum(len(t.split()) for t in texts)
     print(f"texts: {len(texts)} from {origin}, {words / len(texts):.0f} words on average")
     nlp = load_pipeline(args.pipeline)
-    extractor = Extractor(nlp, batch_size=args.batch_size)
+    extractor = Extractor(nlp, batch_size=args.batch_size, resolve=not args.no_resolve)
     print(f"pipeline: {extractor.signature}; disabled for these kinds: {extractor.disabled or 'none'}")
     list(nlp.pipe(texts[:16], disable=extractor.disabled))  # warm-up: first-call allocations
 
@@ -94,7 +96,8 @@ def main() -> None:
           f"{sum(e.depth for e in extractions) / len(texts):.1f} unique facts per text")
 
     with tempfile.TemporaryDirectory() as tmp:
-        cached = Extractor(nlp, batch_size=args.batch_size, cache=Path(tmp) / "cache.sqlite")
+        cached = Extractor(nlp, batch_size=args.batch_size, cache=Path(tmp) / "cache.sqlite",
+                           resolve=not args.no_resolve)
         start = time.perf_counter()
         first = cached.extract(texts)
         fill = time.perf_counter() - start

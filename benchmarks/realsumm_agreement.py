@@ -18,7 +18,7 @@ In one run, on the 100 articles x 25 systems of ``../shared/data/realsumm``:
   MoverScore from ``scores.json``.
 
     .venv/bin/python benchmarks/realsumm_agreement.py [--data DIR] [--cache FILE] [--fitness SPEC]
-        [--threshold T] [--no-resolve] [--rules exact,number,...] [--no-number-gate]
+        [--threshold T] [--no-resolve] [--rules exact,number,...] [--number-gate]
 
 Last line: ``realsumm scu_bacc=<v> scu_kappa=<v> tau_all=<v> tau_rouge2=<v>`` (esfit's presence
 at the default threshold; tau of the fitness over all 25 systems; tau of the authors' ROUGE-2
@@ -40,7 +40,8 @@ from scipy.stats import kendalltau
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from fitness import DEFAULT_SPEC, MATCH_RULES, PRESENCE_THRESHOLD, SupportIndex, build_fitness, presence  # noqa: E402
+from fitness import DEFAULT_SPEC, PRESENCE_THRESHOLD, SupportIndex, build_fitness, presence  # noqa: E402
+from fitness.support import DEFAULT_RULES, MATCH_RULES  # noqa: E402
 from infoextract.loaders.realsumm import RealSumm, read_realsumm  # noqa: E402
 
 AUTHOR_METRICS = ("rouge_2_recall", "rouge_1_recall", "rouge_1_f_score", "bert_recall_score", "bert_f_score",
@@ -174,7 +175,7 @@ def scu_level(data: RealSumm, ext, args, rouge) -> tuple[float, float]:
     for _, scu, summary, _, _ in rows:
         if summary not in indexes:
             indexes[summary] = SupportIndex.from_extractions([ext[summary]], rules=args.rules)
-        got = presence(ext[scu], indexes[summary], threshold=args.threshold, numbers=not args.no_number_gate)
+        got = presence(ext[scu], indexes[summary], threshold=args.threshold, numbers=args.number_gate)
         ours.append(got.score if got.present or not got.contradicted else 0.0)
     ours = np.array(ours)
     t1 = time.perf_counter()
@@ -184,7 +185,7 @@ def scu_level(data: RealSumm, ext, args, rouge) -> tuple[float, float]:
     pairwise, vs_others = annotator_kappas([r[4] for r in rows])
     print(f"  annotators: kappa between annotators {pairwise:.3f}; one annotator vs the majority of the "
           f"others {vs_others:.3f}  (target for esfit: kappa >= 0.8 x {pairwise:.3f} = {0.8 * pairwise:.3f})")
-    print(f"  {'decision':<46} {'bal.acc':>7} {'F1(p)':>6} {'kappa':>6}")
+    print(f"  {'decision':<54} {'bal.acc':>7} {'F1(p)':>6} {'kappa':>6}")
     fixed = ours >= args.threshold
     table = [(f"esfit presence, threshold {args.threshold:g} (default)", fixed)]
     cv, ts = cross_validated(ours, y, groups)
@@ -192,7 +193,7 @@ def scu_level(data: RealSumm, ext, args, rouge) -> tuple[float, float]:
     bcv, bts = cross_validated(base, y, groups)
     table.append((f"ROUGE-1 recall of the SCU, CV threshold ({min(bts):.2f}-{max(bts):.2f})", bcv))
     for name, pred in table:
-        print(f"  {name:<46} {balanced_accuracy(y, pred):7.3f} {f1_present(y, pred):6.3f} {cohen_kappa(y, pred):6.3f}")
+        print(f"  {name:<54} {balanced_accuracy(y, pred):7.3f} {f1_present(y, pred):6.3f} {cohen_kappa(y, pred):6.3f}")
     return balanced_accuracy(y, fixed), cohen_kappa(y, fixed)
 
 
@@ -214,7 +215,7 @@ def system_level(data: RealSumm, ext, args, rouge) -> tuple[float, float]:
             vals = {
                 "human Lite-Pyramid": data.lite_pyramid(doc, system),
                 "esfit pyramid (SCUs present)": np.mean([
-                    presence(s, index, threshold=args.threshold, numbers=not args.no_number_gate).present
+                    presence(s, index, threshold=args.threshold, numbers=args.number_gate).present
                     for s in scus]) if scus else np.nan,
                 "esfit recall (reference facts present)": index.supports(facts).mean() if facts else 0.0,
                 "esfit fitness": row["total"],
@@ -234,6 +235,9 @@ def system_level(data: RealSumm, ext, args, rouge) -> tuple[float, float]:
     taus = {}
     for name, by in means.items():
         taus[name] = system_tau(by, human, systems)
+        if len(set(by.values())) == 1:  # e.g. w1_depth, which needs two references
+            print(f"  {name:<42} {'n/a':>7} {'n/a':>7}  (the same for every system)")
+            continue
         print(f"  {name:<42} {taus[name]:7.3f} {system_tau(by, human, abstractive):7.3f}")
     return taus["esfit fitness"], taus["authors' rouge_2_recall"]
 
@@ -245,16 +249,17 @@ def main() -> None:
     parser.add_argument("--fitness", default=DEFAULT_SPEC, help="fitness spec (default: fitness.DEFAULT_SPEC)")
     parser.add_argument("--threshold", type=float, default=PRESENCE_THRESHOLD, help="presence threshold")
     parser.add_argument("--no-resolve", action="store_true", help="extract without pronoun/short-name resolution")
-    parser.add_argument("--rules", default=",".join(MATCH_RULES),
-                        help=f"matching rules of the presence index (default all: {','.join(MATCH_RULES)})")
-    parser.add_argument("--no-number-gate", action="store_true",
-                        help="a contradicted number does not make a statement absent")
+    parser.add_argument("--rules", default=",".join(DEFAULT_RULES),
+                        help=f"matching rules of the presence index, from {','.join(MATCH_RULES)} "
+                             f"(default {','.join(DEFAULT_RULES)})")
+    parser.add_argument("--number-gate", action="store_true",
+                        help="a contradicted number makes a statement absent (presence(numbers=True))")
     args = parser.parse_args()
     args.rules = [r.strip() for r in args.rules.split(",") if r.strip()]
     data = read_realsumm(args.data / "scores.json")
     n_votes = sum(len(j.votes) for by in data.judgments.values() for j in by.values())
     print(f"presence: threshold {args.threshold:g}, rules {','.join(args.rules)}, number gate "
-          f"{'off' if args.no_number_gate else 'on'}")
+          f"{'on' if args.number_gate else 'off'}")
     print(f"loaded {len(data.references)} articles, {len(data.systems)} systems, "
           f"{sum(len(s) for s in data.scus.values())} SCUs, {n_votes} judged (SCU, summary) pairs")
     ext = _extract(data, args)

@@ -1,12 +1,15 @@
-"""Recall: how much of what the references state does an answer state, pyramid-weighted.
+"""Recall: how much of what the references state does an answer state.
 
 For one answer and R references, each reference fact is looked for in the answer with the presence
 rules of :class:`fitness.support.SupportIndex` (built from the answer's facts *and* its sentence
 words, so a reference triple whose words all occur in one sentence of the answer counts, as an SCU
-would for REALSumm's annotators). Recall is the mean over the references of the share of each
-reference's facts present. Averaging per reference is the Pyramid weighting (Nenkova &
-Passonneau, 2004; Shapira et al., 2019): a fact that k references state is counted k times, so
-what more people say weighs more, without merging the references' facts into units first.
+would for REALSumm's annotators). Recall is the share of the references' distinct facts present.
+
+``pyramid=True`` is the Pyramid weighting (Nenkova & Passonneau, 2004; Shapira et al., 2019): the
+mean over the references of the share of each reference's facts present, so a fact that k
+references state counts k times, without merging the references' facts into units first. It is
+not the default because it did not help: on SQuALITY's ratings it agreed slightly less than the
+pooled recall (README, "Agreement with people").
 
 Kind-balanced (the default, as for ``f1_at_k``): recall is computed per fact kind and averaged with
 the kinds' shares among the references' facts, so a bare list of entities recovers only the
@@ -33,7 +36,7 @@ def _groups(ctx: PromptContext, pyramid: bool) -> list[tuple]:
 
 
 def answer_recall(ctx: PromptContext, index: SupportIndex, *, balance: str | None = "kind",
-                  pyramid: bool = True) -> float:
+                  pyramid: bool = False) -> float:
     """Recall of the references' facts in one answer (``index`` built from the answer)."""
     per_group = []  # kind -> share of that group's facts of the kind present
     for facts in _groups(ctx, pyramid):
@@ -56,12 +59,12 @@ def answer_recall(ctx: PromptContext, index: SupportIndex, *, balance: str | Non
 
 
 @register("recall", higher_is_better=True)
-def recall_score(*, balance: str | None = "kind", words: bool = True, pyramid: bool = True):
-    """Mean pyramid recall of the answers: per reference, the share of its facts present in the
-    answer (presence rules, plus the answer's sentence words when ``words``), averaged over the
-    references (``pyramid=False``: over the references' distinct facts pooled) and, with
-    ``balance="kind"`` (default), over fact kinds weighted by their shares in the references.
-    Higher is better; 0 for no answer."""
+def recall_score(*, balance: str | None = "kind", words: bool = True, pyramid: bool = False):
+    """Mean recall of the answers: the share of the references' distinct facts present in the
+    answer (presence rules, plus the answer's sentence words when ``words``); with
+    ``pyramid=True``, per reference and averaged over the references (a fact k references state
+    counts k times); with ``balance="kind"`` (default), per fact kind, weighted by the kinds'
+    shares in the references. Higher is better; 0 for no answer."""
     if balance not in ("kind", None):
         raise ValueError(f"balance must be 'kind' or None, got {balance!r}")
 

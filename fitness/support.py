@@ -8,15 +8,17 @@ other way round (``SupportIndex.from_extractions([answer]).supports(reference_fa
 
 The rules follow what REALSumm's annotators were told counts as present (Bhandari et al., 2020;
 Shapira et al., 2019): paraphrase, a shorter or longer name for the same entity, approximate
-numbers and dates. Tried in order, the first that holds wins (:data:`MATCH_RULES`):
+numbers and dates. Tried in order, the first that holds wins (:data:`MATCH_RULES`; all but
+``name`` by default, :data:`DEFAULT_RULES`):
 
 1. ``exact``: the same ``(kind, key)``; names match across the entity and concept kinds (a
    lower-cased text often gives "kevin carr" as a noun chunk instead of a PERSON);
 2. ``number``: quantities within a relative tolerance (5 %) with the same unit or one side
    without a unit; dates with the same year (1989 is 0.1 % from 1987 and still the wrong year).
    A number that matches no number is wrong, not paraphrased: no later rule is tried;
-3. ``name``: one name's words are a subset of the other's ("Carr" / "Kevin Carr", "the Masters" /
-   "the Masters competition");
+3. ``name``: one name's words are a subset of the other's, ending in the same word ("Carr" /
+   "Kevin Carr", "United" / "Manchester United"; not "Manchester" / "Manchester United", which
+   could be City);
 4. ``triple``: a relation whose arguments match (equal, a word subset, or the same head word) and
    whose predicates are close (the same verb, the same negation), e.g. ``kevin carr|set off
    from|haytor`` and ``carr|set off|haytor``;
@@ -37,9 +39,13 @@ from rapidfuzz import fuzz, process
 
 from infoextract import Extraction, Fact
 
-__all__ = ["SupportIndex", "Match", "MATCH_RULES", "supported", "fact_words", "stem"]
+__all__ = ["SupportIndex", "Match", "MATCH_RULES", "DEFAULT_RULES", "supported", "fact_words", "stem"]
 
 MATCH_RULES = ("exact", "number", "name", "triple", "fuzzy", "words")
+# "name" is off by default: measured on REALSumm's SCU labels and SQuALITY's ratings, matching a
+# name to any longer name ending in the same word lost agreement on both (README); short names are
+# resolved inside each text instead (infoextract.coref)
+DEFAULT_RULES = ("exact", "number", "triple", "fuzzy", "words")
 STEM_CHARS = 5
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _NAME_KINDS = ("entity", "concept")
@@ -124,11 +130,11 @@ class SupportIndex:
     triples: dict[str, list[_Triple]] = field(default_factory=dict)  # predicate verb stem -> triples
     sentences: tuple[frozenset[str], ...] = ()  # stems of each indexed sentence
     facts_by_key: dict[tuple[str, str], Fact] = field(default_factory=dict)
-    rules: frozenset[str] = frozenset(MATCH_RULES)
+    rules: frozenset[str] = frozenset(DEFAULT_RULES)
 
     @classmethod
     def build(cls, facts: Iterable[Fact], *, numeric_tolerance: float = 0.05, fuzzy_threshold: float = 88.0,
-              sentences: Iterable[Sequence[str]] = (), rules: Iterable[str] = MATCH_RULES) -> SupportIndex:
+              sentences: Iterable[Sequence[str]] = (), rules: Iterable[str] = DEFAULT_RULES) -> SupportIndex:
         """Index facts (and sentence word lists).
 
         Args:
@@ -136,7 +142,8 @@ class SupportIndex:
             numeric_tolerance: relative tolerance of quantities (0.05 = 5 %, 0 requires equality).
             fuzzy_threshold: rapidfuzz score in [0, 100] of the ``fuzzy`` rule (100 turns it off).
             sentences: word lists of that side's sentences, for the ``words`` rule.
-            rules: the rules to apply, a subset of :data:`MATCH_RULES` (``exact`` always applies).
+            rules: the rules to apply, a subset of :data:`MATCH_RULES` (``exact`` always applies;
+                default :data:`DEFAULT_RULES`, every rule but ``name``).
         """
         rules = frozenset(rules) | {"exact"}
         unknown = sorted(rules - set(MATCH_RULES))
@@ -158,12 +165,12 @@ class SupportIndex:
             exact.add((f.kind, f.key))
             facts_by_key[(f.kind, f.key)] = f
             by_kind.setdefault(f.kind, set()).add(f.key)
-            if f.kind in _NAME_KINDS and "name" in rules:
+            if f.kind in _NAME_KINDS:
                 exact.add(("name", f.key))
                 facts_by_key.setdefault(("name", f.key), f)
-                words = frozenset(f.key.split())
-                for w in words:
-                    names.setdefault(w, []).append((words, f))
+                words = f.key.split()
+                if words and "name" in rules:  # posted under the last word, the one a short form keeps
+                    names.setdefault(words[-1], []).append((frozenset(words), f))
             elif f.kind in ("quantity", "date"):
                 x = _first_number(f.key)
                 if x is not None:
@@ -214,11 +221,15 @@ class SupportIndex:
         return bool(np.any(np.abs(ref - x) <= tol * np.where(scale > 0, scale, 1)))
 
     def _name(self, f: Fact) -> Fact | None:
-        words = frozenset(f.key.split())
-        for w in words:
-            for other, by in self.names.get(w, ()):
-                if words <= other or other <= words:
-                    return by
+        words = f.key.split()
+        if not words:
+            return None
+        mine = frozenset(words)
+        for other, by in self.names.get(words[-1], ()):
+            # the shorter name is a subset ending in the same word: "Carr" / "Kevin Carr", "United" /
+            # "Manchester United", "the old king" / "the king"; not "Manchester" / "Manchester United"
+            if (mine < other or other < mine) and by.key.split()[-1] == words[-1]:
+                return by
         return None
 
     def _triple(self, f: Fact) -> Fact | None:

@@ -17,12 +17,14 @@ def recall(candidates, references, spec="recall"):
     return fit.score_prompt(candidates, references)[fit.terms[0].label]
 
 
-def test_a_fact_more_references_state_weighs_more():
+def test_with_pyramid_a_fact_more_references_state_weighs_more():
     refs = [ext("harbour", "storm"), ext("harbour", "ferry"), ext("harbour", "mayor")]
     # "harbour" is in every reference, each of the others in one: stating it recovers half of
     # each reference; stating one rarer fact recovers half of one reference only
-    assert recall([ext("harbour")], refs) == pytest.approx(0.5)
-    assert recall([ext("storm")], refs) == pytest.approx(0.5 / 3)
+    assert recall([ext("harbour")], refs, "recall(pyramid=1)") == pytest.approx(0.5)
+    assert recall([ext("storm")], refs, "recall(pyramid=1)") == pytest.approx(0.5 / 3)
+    # pooled (the default): each distinct fact once, 4 of them
+    assert recall([ext("harbour")], refs) == recall([ext("storm")], refs) == pytest.approx(0.25)
     assert recall([ext("harbour", "storm", "ferry", "mayor")], refs) == pytest.approx(1.0)
 
 
