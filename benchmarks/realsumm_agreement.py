@@ -40,6 +40,7 @@ from scipy.stats import kendalltau
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import fitness.support as support_module  # noqa: E402
 from fitness import DEFAULT_SPEC, PRESENCE_THRESHOLD, SupportIndex, build_fitness, presence  # noqa: E402
 from fitness.support import DEFAULT_RULES, MATCH_RULES  # noqa: E402
 from infoextract.loaders.realsumm import RealSumm, read_realsumm  # noqa: E402
@@ -250,12 +251,13 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=PRESENCE_THRESHOLD, help="presence threshold")
     parser.add_argument("--no-resolve", action="store_true", help="extract without pronoun/short-name resolution")
     parser.add_argument("--rules", default=",".join(DEFAULT_RULES),
-                        help=f"matching rules of the presence index, from {','.join(MATCH_RULES)} "
+                        help=f"matching rules of every support index of the run, from {','.join(MATCH_RULES)} "
                              f"(default {','.join(DEFAULT_RULES)})")
     parser.add_argument("--number-gate", action="store_true",
                         help="a contradicted number makes a statement absent (presence(numbers=True))")
     args = parser.parse_args()
     args.rules = [r.strip() for r in args.rules.split(",") if r.strip()]
+    support_module.DEFAULT_RULES = tuple(args.rules)  # every index of the run, the components' too
     data = read_realsumm(args.data / "scores.json")
     n_votes = sum(len(j.votes) for by in data.judgments.values() for j in by.values())
     print(f"presence: threshold {args.threshold:g}, rules {','.join(args.rules)}, number gate "

@@ -7,7 +7,7 @@ with ROUGE-1 F1 (``rouge-score``, stemmed, best reference), in the same run. Pri
 and Spearman rho between each score and the reviewers' mean overall and selection ratings, per
 response (300) and per system (3 means), for the fitness, each of its components and ROUGE-1.
 
-    .venv/bin/python benchmarks/squality_agreement.py [--fitness SPEC] [--data DIR] [--cache FILE] [--no-resolve]
+    .venv/bin/python benchmarks/squality_agreement.py [--fitness SPEC] [--data DIR] [--cache FILE] [--no-resolve] [--rules R,...]
 
 Last line: ``squality_tau_overall esfit=<tau> rouge1=<tau>`` (per response, overall rating).
 """
@@ -25,6 +25,7 @@ from scipy.stats import kendalltau, spearmanr
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import fitness.support as support_module  # noqa: E402
 from fitness import DEFAULT_SPEC, build_fitness  # noqa: E402
 from fitness.scoring import extract_texts  # noqa: E402
 from infoextract import Extractor, group_by_prompt  # noqa: E402
@@ -79,7 +80,11 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "squality")
     parser.add_argument("--cache", default=None, help="sqlite extraction cache (speeds up reruns)")
     parser.add_argument("--no-resolve", action="store_true", help="extract without pronoun/short-name resolution")
+    parser.add_argument("--rules", default=",".join(support_module.DEFAULT_RULES),
+                        help=f"matching rules of every support index of the run, from "
+                             f"{','.join(support_module.MATCH_RULES)} (default {','.join(support_module.DEFAULT_RULES)})")
     args = parser.parse_args()
+    support_module.DEFAULT_RULES = tuple(r.strip() for r in args.rules.split(",") if r.strip())
     fitness = build_fitness(args.fitness)
     print(f"fitness: {fitness}")
     refs, rated = load(args.data)

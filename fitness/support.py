@@ -134,7 +134,7 @@ class SupportIndex:
 
     @classmethod
     def build(cls, facts: Iterable[Fact], *, numeric_tolerance: float = 0.05, fuzzy_threshold: float = 88.0,
-              sentences: Iterable[Sequence[str]] = (), rules: Iterable[str] = DEFAULT_RULES) -> SupportIndex:
+              sentences: Iterable[Sequence[str]] = (), rules: Iterable[str] | None = None) -> SupportIndex:
         """Index facts (and sentence word lists).
 
         Args:
@@ -142,10 +142,11 @@ class SupportIndex:
             numeric_tolerance: relative tolerance of quantities (0.05 = 5 %, 0 requires equality).
             fuzzy_threshold: rapidfuzz score in [0, 100] of the ``fuzzy`` rule (100 turns it off).
             sentences: word lists of that side's sentences, for the ``words`` rule.
-            rules: the rules to apply, a subset of :data:`MATCH_RULES` (``exact`` always applies;
-                default :data:`DEFAULT_RULES`, every rule but ``name``).
+            rules: the rules to apply, a subset of :data:`MATCH_RULES` (``exact`` always applies);
+                ``None``: the module's :data:`DEFAULT_RULES` at call time (every rule but ``name``;
+                the agreement benchmarks rebind it to measure each rule's effect on every component).
         """
-        rules = frozenset(rules) | {"exact"}
+        rules = frozenset(DEFAULT_RULES if rules is None else rules) | {"exact"}
         unknown = sorted(rules - set(MATCH_RULES))
         if unknown:
             raise ValueError(f"rules must be a subset of {list(MATCH_RULES)}, got unknown {unknown}")
