@@ -6,8 +6,9 @@ parameters (``js_facts(estimator=0.5)``). Each factory declares whether its valu
 higher-is-better (a score) or lower-is-better (a divergence); :mod:`fitness.compose` uses that to
 keep the total higher-is-better. Register your own with :func:`register`.
 
-Registered: ``f1_at_k``, ``js_facts``, ``tv_facts``, ``hellinger_facts``, ``w1_depth`` and the
-generic ``divergence(view=..., divergence=..., estimator=..., support=...)``. Every registered
+Registered here: ``f1_at_k``, ``js_facts``, ``tv_facts``, ``hellinger_facts``, ``w1_depth`` and the
+generic ``divergence(view=..., divergence=..., estimator=..., support=...)``; ``recall`` is
+registered by :mod:`fitness.recall`. Every registered
 component at its default parameters passes the anti-gaming tests (repetition, padding, copying the
 prompt, empty answers, a list of every entity of the source never beat a genuine human answer;
 ``tests/fitness/test_gaming.py``). What did *not* pass and is therefore not registered on its own:
