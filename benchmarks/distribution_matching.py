@@ -215,6 +215,32 @@ def run_trl(method: str, train: PromptSet, evaluator: Evaluator, settings: Setti
             "history": res["history"], "evals": evals, "after": report, "texts": texts}
 
 
+def _run_job(method: str, seed: int, settings: Settings, common: dict, train: PromptSet | None = None,
+             evaluator: Evaluator | None = None, extractor=None) -> dict:
+    """One (method, seed) run; builds what it needs when called in a worker process."""
+    if evaluator is None:
+        import torch
+
+        from infoextract import Extractor
+
+        torch.set_num_threads(common["threads"])
+        extractor = Extractor(cache=common["cache"])
+        train = load_prompt_set(common["train_data"], limit=common["max_train_prompts"])
+        held = load_prompt_set(common["eval_data"], limit=common["max_eval_prompts"])
+        evaluator = Evaluator(held, settings, extractor, n_boot=common["n_boot"])
+    t0 = time.perf_counter()
+    log = lambda msg: print(msg, flush=True)  # noqa: E731
+    if method == "es":
+        result = run_es(train, evaluator, settings, seed, extractor, log)
+    else:
+        result = run_trl(method, train, evaluator, settings, seed, extractor, log)
+    r = result["after"]
+    print(f"{method} seed {seed}: js {r.mean['js']:.4f} precision {r.mean['precision']:.3f} "
+          f"({result['tokens']} tokens, {result['wall_s']:.0f} s training, "
+          f"{time.perf_counter() - t0:.0f} s with evaluations)", flush=True)
+    return result
+
+
 # --- reporting --------------------------------------------------------------------------------
 
 def _fmt_ci(mean: float, ci: tuple[float, float]) -> str:
@@ -306,7 +332,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--eval-k", type=int, default=None)
     parser.add_argument("--max-eval-prompts", type=int, default=0)
     parser.add_argument("--max-train-prompts", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads per run")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs in parallel processes (on 2 cores, --jobs 2 --threads 1 gets more done than one "
+                             "run with 2 threads)")
     parser.add_argument("--set-spec", default=SET_SPEC)
     parser.add_argument("--per-sample-spec", default=PER_SAMPLE_SPEC)
     parser.add_argument("--es", action="append", default=[], metavar="KEY=VALUE", help="an ESConfig field")
@@ -353,7 +382,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"train {args.train_data} ({len(train)} prompts), evaluate on {args.eval_data} ({len(held)} prompts), "
           f"K={settings.eval_k}, budget {settings.token_budget} tokens, seeds {seeds}, methods {methods}", flush=True)
     print(f"settings: {dataclasses.asdict(settings)}", flush=True)
-    log = lambda msg: print(msg, flush=True)  # noqa: E731
     evaluator = Evaluator(held, settings, extractor, n_boot=args.n_boot)
     t0 = time.perf_counter()
     model, tokenizer = _load_model()
@@ -362,19 +390,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"before (shared by every method and seed, {time.perf_counter() - t0:.0f} s): "
           f"js {_fmt_ci(before.mean['js'], before.ci['js'])} precision {before.mean['precision']:.3f} "
           f"depth {before.mean['depth']:.2f} diversity {before.mean['diversity']:.2f}", flush=True)
-    runs: dict[str, list[dict]] = {}
-    for method in methods:
-        for seed in seeds:
-            t1 = time.perf_counter()
-            if method == "es":
-                result = run_es(train, evaluator, settings, seed, extractor, log)
-            else:
-                result = run_trl(method, train, evaluator, settings, seed, extractor, log)
-            runs.setdefault(method, []).append(result)
-            r = result["after"]
-            print(f"{method} seed {seed}: js {r.mean['js']:.4f} precision {r.mean['precision']:.3f} "
-                  f"({result['tokens']} tokens, {result['wall_s']:.0f} s training, "
-                  f"{time.perf_counter() - t1:.0f} s with evaluations)", flush=True)
+    jobs = [(m, seed) for m in methods for seed in seeds]
+    common = dict(train_data=args.train_data, eval_data=args.eval_data, max_train_prompts=args.max_train_prompts,
+                  max_eval_prompts=args.max_eval_prompts, cache=str(args.cache or args.out / "extract.sqlite"),
+                  n_boot=args.n_boot, threads=args.threads)
+    results: dict[tuple[str, int], dict] = {}
+    if args.jobs <= 1:
+        for method, seed in jobs:
+            results[method, seed] = _run_job(method, seed, settings, common, train, evaluator, extractor)
+    else:  # independent runs in separate processes (spawned: torch and spaCy state stays per process)
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # the slowest methods first, so the pool does not end with one long run alone
+        order = sorted(jobs, key=lambda j: {"grpo": 0, "grpo_loo": 0, "sft": 1, "es": 2}[j[0]])
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_run_job, m, seed, settings, common): (m, seed) for m, seed in order}
+            for future, key in futures.items():
+                results[key] = future.result()
+    runs: dict[str, list[dict]] = {m: [results[m, seed] for seed in seeds] for m in methods}
     rows = summarise(before, runs, args.n_boot)
     text = table(before, rows, seeds)
     print(text)
