@@ -5,10 +5,12 @@
 #      the fused operator is CPU-only) and the operator's torch reference on CUDA;
 #   2. a bfloat16 rollout-ratio run of benchmarks/rollout_throughput.py on CUDA (torch path side by side);
 #   3. a 2-rank nccl run of `esfit train` under torchrun, when there are 2 GPUs (else skipped);
-#   4. a short `esfit train` on the embedded SmolLM2 on CUDA.
+#   4. a short `esfit train` on the embedded SmolLM2 on CUDA;
+#   5. the vLLM rollout benchmark (`rollout_throughput.py --backend vllm`, bfloat16), when a Python with
+#      CUDA vLLM is there: $VLLM_PYTHON, else .venv-vllm/bin/python (install with pip install 'esfit[vllm]').
 #
-# Each step has its own time limit (60 + 80 + 70 + 70 s at most; typically far less), so the whole
-# stays under 5 minutes even when one hangs. Prints one summary line, `gpu_check: parity=... rollout_ratio_bf16=... nccl=... train=... (N s)`,
+# Each step has its own time limit (60 + 80 + 70 + 70 + 150 s at most; typically far less), so the whole
+# stays under 7 minutes even when one hangs. Prints one summary line, `gpu_check: parity=... rollout_ratio_bf16=... nccl=... train=... vllm=... (N s)`,
 # and exits non-zero when a check failed. Without a CUDA device it says so and exits 0.
 # Run from anywhere after `make install`:  bash benchmarks/gpu_check.sh
 set -uo pipefail
@@ -57,5 +59,15 @@ fi
 train=fail
 step train 70 "$PY" -m esfit "${train_args[@]}" --output-dir "$work/train" && train=pass
 
-echo "gpu_check: parity=$parity rollout_ratio_bf16=$ratio nccl=$nccl train=$train ($((SECONDS - start)) s)"
+vllm="skip(no_CUDA_vLLM)"
+VPY=${VLLM_PYTHON:-.venv-vllm/bin/python}
+if "$VPY" -c "import torch, vllm; assert torch.cuda.is_available()" >/dev/null 2>&1; then
+    vllm=fail
+    if step vllm 150 "$VPY" benchmarks/rollout_throughput.py --backend vllm --device cuda --dtype bfloat16 \
+            --repeats 2 --vllm-options '{"gpu_memory_utilization": 0.5}'; then
+        vllm=$(tail -n 1 "$work/vllm.log" | tr ' ' ',')
+    fi
+fi
+
+echo "gpu_check: parity=$parity rollout_ratio_bf16=$ratio nccl=$nccl train=$train vllm=$vllm ($((SECONDS - start)) s)"
 exit $failed
