@@ -63,7 +63,7 @@ from fitness import SetReport, paired_delta_ci, set_report  # noqa: E402
 
 METHODS = ("es", "grpo", "grpo_loo", "sft")
 CORPUS = REPO / "datasets" / "mentions"
-SET_SPEC = "js_mentions:-1 + set_precision:0.5"
+SET_SPEC = "js_mentions:-1 + f1_at_k:0.5"
 PER_SAMPLE_SPEC = "f1_at_k"
 EVAL_SEED = 12345  # sampling seeds of every evaluation: the same answers for the same weights
 

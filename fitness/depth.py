@@ -1,7 +1,8 @@
 """Depth and precision of answers, and F1@K, the trade-off between them.
 
 - *informative facts*: the unique facts of an answer minus those copied from the prompt (restating
-  the question adds nothing);
+  the question adds nothing) and minus vacuous ones (a relation about a bare "this" or "one", a lone
+  generic noun such as "way");
 - *depth*: how many informative facts an answer carries;
 - *precision*: the share of them supported by the references (see :mod:`fitness.support`);
 - *F1@K* (Wei et al., 2024, "Long-form factuality in large language models", §5): with S supported
@@ -28,6 +29,7 @@ from infoextract import Extraction
 
 __all__ = [
     "informative",
+    "vacuous",
     "depth_score",
     "precision_score",
     "f1_at_k_score",
@@ -37,10 +39,33 @@ __all__ = [
 ]
 
 
+# subjects that leave a triple unidentifiable once coreference could not resolve them ("this is
+# important", "one could say a great deal"): such a fact says nothing a reader could check, and
+# matching it lets filler "state" what people said
+VACUOUS_SUBJECTS = frozenset({"this", "that", "these", "those", "it", "they", "one", "he", "she", "we", "you", "i",
+                              "there", "which", "who", "what", "something", "someone", "everything", "all"})
+
+
+# nouns that name nothing on their own: a concept that is only one of them ("way" from "in many
+# ways", "deal" from "a great deal") is found in almost any text
+GENERIC_NOUNS = frozenset({"way", "thing", "lot", "kind", "sort", "part", "time", "matter", "aspect", "deal",
+                           "fact", "point", "case", "number", "bit", "something", "anything", "everything"})
+
+
+def vacuous(fact) -> bool:
+    """A fact that says nothing a reader could check: a relation whose subject is a bare pronoun or
+    demonstrative (:data:`VACUOUS_SUBJECTS`), or a concept that is one generic noun (:data:`GENERIC_NOUNS`)."""
+    if fact.kind == "relation":
+        return fact.key.split("|", 1)[0] in VACUOUS_SUBJECTS
+    return fact.kind == "concept" and fact.key in GENERIC_NOUNS
+
+
 def informative(extraction: Extraction, prompt_keys: Iterable[tuple[str, str]] = ()) -> Extraction:
-    """The answer's unique facts minus the ``(kind, key)`` pairs that also occur in the prompt."""
+    """The answer's unique facts minus the ``(kind, key)`` pairs that also occur in the prompt and
+    minus :func:`vacuous` facts (which filler states as easily as a genuine answer)."""
     banned = frozenset(prompt_keys)
-    return Extraction(tuple(f for f in extraction.unique_facts if (f.kind, f.key) not in banned), extraction.sentences)
+    return Extraction(tuple(f for f in extraction.unique_facts if (f.kind, f.key) not in banned and not vacuous(f)),
+                      extraction.sentences)
 
 
 def depth_score(extraction: Extraction) -> int:
