@@ -6,7 +6,7 @@ one run:
 
 - ``es``: esfit's trainer (:class:`trainer.ESTrainer`) with a set-level fitness: each member's K
   sampled answers to a prompt are scored *together* (``--set-spec``, default
-  ``js_mentions:-1 + set_precision:0.5``: the JS divergence between the people's and the answers'
+  ``js_mentions:-1 + f1_at_k:0.1``: the JS divergence between the people's and the answers'
   shares of mentioning each fact, plus a precision guard);
 - ``grpo``: TRL's ``GRPOTrainer`` with the natural per-sample reward (each completion's own F1@K
   against the references, ``--per-sample-spec``);
@@ -63,7 +63,7 @@ from fitness import SetReport, paired_delta_ci, set_report  # noqa: E402
 
 METHODS = ("es", "grpo", "grpo_loo", "sft")
 CORPUS = REPO / "datasets" / "mentions"
-SET_SPEC = "js_mentions:-1 + f1_at_k:0.5"
+SET_SPEC = "js_mentions:-1 + f1_at_k:0.1"
 PER_SAMPLE_SPEC = "f1_at_k"
 EVAL_SEED = 12345  # sampling seeds of every evaluation: the same answers for the same weights
 

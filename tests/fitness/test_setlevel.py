@@ -80,7 +80,7 @@ def test_facts_of_the_prompt_do_not_count():
     assert m["depth"] == 0.0 and m["js"] == 1.0
 
 
-SET_SPEC = "js_mentions"
+SET_SPEC = "js_mentions:-1 + f1_at_k:0.1"
 
 
 def _score(fit, answers, refs=PEOPLE):
