@@ -196,6 +196,10 @@ class VLLMBackend:
         )
         if adapters == "memory":
             engine_args["worker_extension_cls"] = EXTENSION
+        if device.type == "cpu":
+            # a prompt split over two steps discards a sample, and vLLM 0.32 then rewinds the request's
+            # seeded generator, which a CPU generator cannot do ("CPU Generator does not use offset")
+            engine_args["enable_chunked_prefill"] = False
         engine_args.update(opts)
         if adapters == "files":  # fresh ids each generation; the old ones are removed
             engine_args["max_cpu_loras"] = max(int(engine_args["max_cpu_loras"]), 2 * self.slots)

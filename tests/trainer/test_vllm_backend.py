@@ -102,8 +102,9 @@ def engine(tiny_dir):
 
     model = AutoModelForCausalLM.from_pretrained(tiny_dir).eval()
     tok = AutoTokenizer.from_pretrained(tiny_dir)
+    # a small token budget: a generation's prompts take several scheduler steps
     backend = VLLMBackend(model, tok, resolve_targets(model), model_dir=tiny_dir, slots=6, rank=2,
-                          options={"max_model_len": 128})
+                          options={"max_model_len": 128, "max_num_batched_tokens": 128})
     yield backend
     backend.close()
 
@@ -138,12 +139,13 @@ def test_sampling_seeds_are_shared_across_members(engine, tiny_dir):
     _, _, targets = _fresh(engine, tiny_dir)
     config = RolloutConfig(max_new_tokens=12, rollouts_per_prompt=3, temperature=1.0)
     zero = sample_population(targets, seed=1, generation=0, population_size=6, rank=2, sigma=0.0)
-    out = engine.rollout(PROMPTS, config, population=zero, seed=7, generation=3)
+    prompts = [*PROMPTS, "a longer prompt, " * 5]  # 72 rows, up to 110 prompt tokens: prefills take several scheduler steps
+    out = engine.rollout(prompts, config, population=zero, seed=7, generation=3)
     assert all(member == out.texts[0] for member in out.texts)  # same weights, same noise: same texts
     assert len(set(out.texts[0][0])) > 1  # but rollouts k of one prompt differ
     alone = engine.rollout(PROMPTS[:1], config, population=zero, members=[3], seed=7, generation=3)
     assert alone.texts[0][0] == out.texts[3][0]  # a row's sample does not depend on its batch
-    other = engine.rollout(PROMPTS, config, population=zero, seed=7, generation=4)
+    other = engine.rollout(prompts, config, population=zero, seed=7, generation=4)
     assert other.texts[0] != out.texts[0]  # another generation, other noise
 
 
