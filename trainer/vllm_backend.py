@@ -59,8 +59,9 @@ _TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP
 _ENV_LOCK = threading.Lock()
 
 
-class VLLMUnavailableError(ImportError):
-    """vLLM is not installed in this environment."""
+class VLLMUnavailableError(ImportError, ValueError):
+    """vLLM is not installed in this environment (a ValueError too: a setting that cannot work here,
+    which the command line reports without a traceback)."""
 
 
 def import_vllm():

@@ -55,6 +55,7 @@ def test_missing_vllm_says_how_to_install_it(tiny, monkeypatch):
     es = EvolutionStrategy(model, ESConfig(population_size=4))
     with pytest.raises(VLLMUnavailableError, match="make install-vllm"):
         build_backend("vllm", es, tok, model_dir="unused")
+    assert issubclass(VLLMUnavailableError, ValueError)  # esfit train reports ValueErrors without a traceback
 
 
 def test_the_hf_backend_is_the_registry_default(tiny):
