@@ -19,17 +19,21 @@ from typing import Any
 from esfit.config import load_config
 from infoextract.records import Record, read_records
 
-__all__ = ["DEMO_CONFIG", "DEMO_DIR", "DemoResult", "load_demo_corpus", "run_demo"]
+__all__ = ["DEMO_CONFIG", "DEMO_DIR", "MENTIONS_DIR", "DemoResult", "load_demo_corpus", "run_demo"]
 
 # datasets/ sits beside the packages in a checkout (the package is installed editable)
-DEMO_DIR = Path(__file__).resolve().parents[1] / "datasets" / "demo"
-DEMO_CONFIG = DEMO_DIR / "train.toml"
+DEMO_DIR = Path(__file__).resolve().parents[1] / "datasets" / "demo"  # the small facts corpus
+MENTIONS_DIR = DEMO_DIR.parent / "mentions"  # the set-level corpus the demo trains on
+DEMO_CONFIG = MENTIONS_DIR / "train.toml"
 SPLITS = ("train", "heldout")
+OPTIONAL_SPLITS = ("validation",)
 
 
 def load_demo_corpus(data_dir: str | Path = DEMO_DIR, splits: Sequence[str] = SPLITS) -> dict[str, list[Record]]:
-    """The demo corpus: split name -> records (``<data_dir>/<split>.jsonl``)."""
+    """A demo corpus: split name -> records (``<data_dir>/<split>.jsonl``), with the optional
+    ``validation`` split when the folder has one."""
     data_dir = Path(data_dir)
+    splits = [*splits, *(s for s in OPTIONAL_SPLITS if s not in splits and (data_dir / f"{s}.jsonl").is_file())]
     missing = [s for s in splits if not (data_dir / f"{s}.jsonl").is_file()]
     if missing:
         raise FileNotFoundError(

@@ -79,7 +79,8 @@ def test_demo_command_on_a_small_corpus(tmp_path):
 
 
 def test_demo_command_on_the_demo_corpus(corpus):
-    result = CliRunner().invoke(main, ["demo", "--facts-only", "--top", "3"], catch_exceptions=False)
+    result = CliRunner().invoke(main, ["demo", "--facts-only", "--top", "3", "--data-dir", str(DEMO_DIR)],
+                                catch_exceptions=False)
     assert result.exit_code == 0, result.output
     n = len(corpus["train"]) + len(corpus["heldout"])
     assert f"records: {n}" in result.output
