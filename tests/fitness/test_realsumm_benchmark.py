@@ -65,3 +65,55 @@ def test_system_tau(bench):
     human = {"a": 0.1, "b": 0.2, "c": 0.3}
     assert bench.system_tau({"a": 1, "b": 2, "c": 3}, human, ["a", "b", "c"]) == pytest.approx(1.0)
     assert bench.system_tau({"a": 3, "b": 2, "c": 1}, human, ["a", "b", "c"]) == pytest.approx(-1.0)
+
+
+def test_an_or_of_two_scores_and_a_logistic_regression_are_fitted_on_the_other_folds(bench):
+    # item i is present when either score is high; each score alone misses half of them
+    rng = np.random.default_rng(0)
+    n = 200
+    kind = rng.integers(0, 4, n)  # 0: absent, 1: a high, 2: b high, 3: both
+    a = np.where(np.isin(kind, (1, 3)), 0.9, 0.1) + rng.normal(0, 0.02, n)
+    b = np.where(np.isin(kind, (2, 3)), 0.8, 0.2) + rng.normal(0, 0.02, n)
+    y = kind > 0
+    groups = [f"doc{i // 4}" for i in range(n)]
+    pred, pairs = bench.cross_validated_or(a, b, y, groups)
+    assert bench.balanced_accuracy(y, pred) == pytest.approx(1.0) and len(pairs) == 5
+    assert all(0.1 < ta <= 0.9 and 0.2 < tb <= 0.8 for ta, tb in pairs)
+    alone, _ = bench.cross_validated(a, y, groups)
+    assert bench.balanced_accuracy(y, alone) < 0.9
+    pred = bench.cross_validated_logistic(np.column_stack([a, b]), y, groups)
+    assert bench.balanced_accuracy(y, pred) > 0.9
+    with pytest.raises(ValueError, match="groups"):
+        bench.cross_validated_or(a, b, y, ["one"] * n)
+
+
+class FakeLM:
+    """Bag-of-letters vectors: texts sharing letters are close; tokens are the words."""
+
+    def embed(self, texts, *, tokens=False):
+        def vec(t):
+            v = np.array([t.lower().count(c) for c in "abcdefghijklmnopqrstuvwxyz"], dtype=float) + 1e-9
+            return v / np.linalg.norm(v)
+
+        if not tokens:
+            return [vec(t) for t in texts]
+        return [(np.array([sum(map(ord, w)) for w in t.split()]), np.array([vec(w) for w in t.split()]))
+                for t in texts]
+
+
+def test_embedding_scores_take_the_best_sentence_and_the_best_token(bench):
+    summary = "The cat sat on the mat. Dogs bark loudly."
+    assert bench.split_sentences(summary) == ["The cat sat on the mat.", "Dogs bark loudly."]
+    got = bench.embedding_scores([("Dogs bark loudly.", summary), ("cat", summary)], FakeLM())
+    # the first statement is one of the summary's sentences: cosine 1
+    assert got[bench.COSINE][0] == pytest.approx(1.0)
+    # "cat" is one of the summary's tokens: its best token cosine is 1
+    assert got[bench.TOKEN_RECALL][1] == pytest.approx(1.0)
+    assert got[bench.COSINE][1] < 1.0
+
+
+def test_pyramid_by_system_averages_each_summary_share(bench):
+    present = [True, False, True, True, False, False]
+    summary_of = [("s1", "d1"), ("s1", "d1"), ("s1", "d2"), ("s2", "d1"), ("s2", "d1"), ("s2", "d2")]
+    # s1: d1 1/2, d2 1/1 -> 0.75; s2: d1 1/2, d2 0/1 -> 0.25
+    assert bench.pyramid_by_system(present, summary_of) == {"s1": pytest.approx(0.75), "s2": pytest.approx(0.25)}
