@@ -15,9 +15,9 @@ and continuous batching (as eggroll-vllm does). The pieces:
   member, as in :func:`trainer.rollout.generate_rollouts`. vLLM's sampler draws other numbers than
   esfit's Gumbel sampler, so sampled texts differ between the backends; greedy texts match.
 - **The centre in place.** :meth:`VLLMBackend.refresh` (the loop calls it after every update)
-  loads the HF model's current target layers into the engine with vLLM's in-place
-  ``reload_weights`` and resets the prefix cache (its blocks were computed with the old weights
-  under the same adapter names). No restart.
+  loads the HF model's current target layers into the engine in place
+  (:func:`trainer.vllm_worker.load_centre`) and resets the prefix cache (its blocks were computed
+  with the old weights under the same adapter names). No restart.
 - **Several GPUs.** Under ``torchrun`` each rank starts its own engine on its own GPU(s) (with
   ``tensor_parallel_size`` > 1, on that many) and serves the rank's block of members; the loop
   exchanges only fitness values.

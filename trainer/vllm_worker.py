@@ -10,8 +10,8 @@ for tensor parallelism). Only a few integers cross the process boundary, never a
 
 After an update the trainer sends the new centre weights of the layers that hold a target (all
 the checkpoint tensors of each such vLLM layer, e.g. q, k and v for ``qkv_proj``); the worker
-loads them with vLLM's in-place ``reload_weights`` (which repacks CPU weights), then registers its
-adapters again (a reload drops them).
+refills CPU linear layers directly and repacks them, and elsewhere uses vLLM's in-place
+``reload_weights`` (then registers its adapters again: that reload drops them).
 
 This module imports nothing of vLLM at import time; vLLM imports it inside its workers.
 """
