@@ -220,8 +220,6 @@ class VLLMBackend:
             self._siblings = info["siblings"]
             missing = info["missing"]
         else:
-            self._folder = Path(tempfile.mkdtemp(prefix="esfit-lora-", dir="/dev/shm" if os.path.isdir("/dev/shm")
-                                                 else None))
             self._siblings = self._siblings_from_packing()
             missing = [t.name for t in self.targets if t.name not in self._siblings]
         if missing:
@@ -272,20 +270,31 @@ class VLLMBackend:
         t0 = time.perf_counter()
         modules = dict(self.model.named_modules())
         names = sorted({s for group in self._siblings.values() for s in group})
-        weights = []
-        for name in names:
-            for pname, p in modules[name].named_parameters(recurse=False):
-                t = p.detach()
-                weights.append((f"{name}.{pname}", t if self.in_process else t.to("cpu", copy=True)))
-        if self.adapters == "memory":
-            self.llm.collective_rpc("esfit_load_weights", args=(weights,))
-        else:
-            from trainer.vllm_worker import load_centre
+        weights = [(f"{name}.{pname}", p.detach()) for name in names
+                   for pname, p in modules[name].named_parameters(recurse=False)]
+        sent: Any = weights
+        if not self.in_process:  # engine processes: through a safetensors file in RAM-backed storage
+            from safetensors.torch import save_file
 
-            self.llm.collective_rpc(load_centre, args=(weights,))
+            sent = str(self._scratch() / "centre.safetensors")
+            save_file({n: t.to("cpu").contiguous() for n, t in weights}, sent)
+        if self.adapters == "memory":
+            self.llm.collective_rpc("esfit_load_weights", args=(sent,))
+        else:
+            from trainer.vllm_worker import load_centre_from
+
+            self.llm.collective_rpc(load_centre_from, args=(sent,))
         self.llm.reset_prefix_cache()
         self._population_key = None  # the adapters were dropped by the reload
         self.timings["centre_s"] = time.perf_counter() - t0
+
+    def _scratch(self) -> Path:
+        """This backend's folder in RAM-backed storage (/dev/shm where there is one): adapter files
+        and the centre weights sent to engine processes."""
+        if self._folder is None:
+            shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+            self._folder = Path(tempfile.mkdtemp(prefix="esfit-vllm-", dir=shm))
+        return self._folder
 
     def close(self) -> None:
         """Shut the engine down and delete the adapter folder."""
@@ -324,7 +333,7 @@ class VLLMBackend:
             from trainer.vllm_worker import ADAPTER_PATH, adapter_name
 
             return [LoRARequest(adapter_name(i + 1), i + 1, ADAPTER_PATH) for i in range(len(members))]
-        return [LoRARequest(f"esfit-{i}", i, str(self._folder / str(i))) for i in self._ids[:len(members)]]
+        return [LoRARequest(f"esfit-{i}", i, str(self._scratch() / str(i))) for i in self._ids[:len(members)]]
 
     def _siblings_from_packing(self) -> dict[str, list[str]]:
         """Target -> the HF modules of its vLLM layer, from the model class's packing (files mode)."""
@@ -344,7 +353,7 @@ class VLLMBackend:
         for i in old:
             with contextlib.suppress(Exception):
                 self.llm.llm_engine.remove_lora(i)
-            shutil.rmtree(self._folder / str(i), ignore_errors=True)
+            shutil.rmtree(self._scratch() / str(i), ignore_errors=True)
         self._ids = list(range(self._next_id, self._next_id + len(members)))
         self._next_id += len(members)
         leaf_names = sorted({t.name.rpartition(".")[2] for t in self.targets})
@@ -354,7 +363,7 @@ class VLLMBackend:
                 a, b = population.member_factors(t.name, [member])  # (1, out, r), (1, in, r)
                 tensors[f"base_model.model.{t.name}.lora_A.weight"] = b[0].T.contiguous()
                 tensors[f"base_model.model.{t.name}.lora_B.weight"] = a[0].contiguous()
-            folder = self._folder / str(slot)
+            folder = self._scratch() / str(slot)
             folder.mkdir()
             save_file(tensors, str(folder / "adapter_model.safetensors"))
             (folder / "adapter_config.json").write_text(json.dumps({

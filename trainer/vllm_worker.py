@@ -155,9 +155,11 @@ class PopulationWorkerExtension:
                 adapters.modules[module_name].reset_lora(adapters.lora_index_to_id.index(slot))
 
     # -- centre weights ------------------------------------------------------------------------
-    def esfit_load_weights(self, weights: list[tuple[str, torch.Tensor]]) -> float:
-        """:func:`load_centre`, then the adapters registered again (vLLM's reload drops them)."""
-        seconds = load_centre(self, weights)
+    def esfit_load_weights(self, weights: list[tuple[str, torch.Tensor]] | str) -> float:
+        """:func:`load_centre`, then the adapters registered again (vLLM's reload drops them).
+        ``weights`` is the list itself (an in-process engine) or the path of a safetensors file
+        in RAM-backed storage (an engine in other processes: a list would not survive the RPC)."""
+        seconds = load_centre_from(self, weights)
         self._esfit_register()
         return seconds
 
@@ -177,6 +179,15 @@ def load_centre(worker, weights: list[tuple[str, torch.Tensor]]) -> float:
                 _quiet("vllm.model_executor.model_loader.reload.inplace"):
             worker.model_runner.reload_weights(weights_iterator=iter(weights), is_checkpoint_format=True)
     return time.perf_counter() - t0
+
+
+def load_centre_from(worker, weights: list[tuple[str, torch.Tensor]] | str) -> float:
+    """:func:`load_centre` from the list or from a safetensors file (engines in other processes)."""
+    if isinstance(weights, str):
+        from safetensors.torch import load_file
+
+        weights = list(load_file(weights).items())
+    return load_centre(worker, weights)
 
 
 def _refill_cpu_linears(model, weights: list[tuple[str, torch.Tensor]]) -> bool:

@@ -201,3 +201,28 @@ def test_adapter_files_fallback_equals_the_dense_reference(engine, tiny, tiny_di
             assert got.texts == naive_rollouts(model, tok, PROMPTS, GREEDY, targets=targets, population=pop).texts
     finally:
         backend.close()
+
+
+@pytest.mark.vllm
+def test_an_engine_per_rank_runs_in_its_own_process(engine, tiny, tiny_dir):
+    """As under torchrun (rank 1 of 2): the engine starts in its own processes without the
+    trainer's process-group variables, the centre goes over as a file in RAM-backed storage."""
+    pytest.importorskip("vllm")
+    engine.close()
+    from trainer.vllm_backend import VLLMBackend
+
+    model, tok, targets = tiny
+    backend = VLLMBackend(model, tok, targets, model_dir=tiny_dir, slots=2, rank=2, options={"max_model_len": 128},
+                          world_size=2, local_rank=1)
+    try:
+        assert not backend.in_process
+        es = EvolutionStrategy(model, ESConfig(population_size=4, rank=2, sigma=0.3, learning_rate=0.5))
+        pop = es.ask()
+        got = backend.rollout(PROMPTS, GREEDY, population=pop, members=[2, 3])
+        ref = naive_rollouts(model, tok, PROMPTS, GREEDY, targets=targets, population=pop, members=[2, 3])
+        assert got.texts == ref.texts
+        es.tell(torch.linspace(-1, 1, 4))
+        backend.refresh()
+        assert backend.rollout(PROMPTS, GREEDY).texts == generate_rollouts(model, tok, PROMPTS, GREEDY).texts
+    finally:
+        backend.close()
