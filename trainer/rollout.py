@@ -10,6 +10,7 @@ perturbation and fitness differences are signal, not sampling luck.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -51,6 +52,8 @@ class RolloutConfig:
     max_rows: int | None = config_field(None, "most rows in one generate call (0: the whole population at once)", none_as=0)
     chat_template: bool | None = config_field(None, "apply the tokenizer's chat template (unset: when it has one)")
     min_new_tokens: int = config_field(0, "shortest completion in tokens: end-of-sequence is held back until then")
+    share_prefill: bool = config_field(True, "compute each member's prompt once and copy its KV cache to its "
+                                       "rollouts_per_prompt rollouts (the same numbers, less work)")
     rollout_backend: str = config_field("hf", "what decodes the population: hf (generate with the patched forward "
                                         "pass, the reference) or vllm (one LoRA adapter per member; needs vLLM)",
                                         choices=ROLLOUT_BACKENDS)
@@ -202,10 +205,19 @@ def generate_rollouts(
                     row_seeds[rows] * n, temperature=config.temperature, top_k=config.top_k, top_p=config.top_p
                 )
             ]
-        if population is not None:
-            patch.set_population(population, [members[p] for p in positions], rows_per_member=len(row_seeds[rows]))
+        chosen = None if population is None else [members[p] for p in positions]
         try:
-            seq = model.generate(input_ids=batch_ids, attention_mask=batch_mask, **NEUTRAL_SAMPLING, **kwargs)
+            # whole members in this call: their k rollouts of a prompt share one prefill
+            if config.share_prefill and k > 1 and rows == slice(0, len(row_seeds)) and enc["input_ids"].shape[1] > 1:
+                if chosen is not None:
+                    patch.set_population(population, chosen, rows_per_member=len(texts))
+                kwargs["past_key_values"] = _prefill(model, enc["input_ids"].repeat(n, 1).to(device),
+                                                     enc["attention_mask"].repeat(n, 1).to(device), k)
+            if chosen is not None:
+                patch.set_population(population, chosen, rows_per_member=len(row_seeds[rows]))
+            with warnings.catch_warnings():  # transformers 5 renames the argument; 4.x knows only this name
+                warnings.filterwarnings("ignore", message=".*past_key_values.*deprecated", category=FutureWarning)
+                seq = model.generate(input_ids=batch_ids, attention_mask=batch_mask, **NEUTRAL_SAMPLING, **kwargs)
         finally:
             if population is not None:
                 patch.clear()
@@ -217,6 +229,23 @@ def generate_rollouts(
             out[p].extend(decoded[i * per : (i + 1) * per])
     grouped = [[row[j * k : (j + 1) * k] for j in range(len(prompts))] for row in out]
     return Rollouts(grouped, new_tokens, len(members) * len(row_seeds))
+
+
+def _prefill(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, k: int):
+    """The KV cache of the prompts ``ids`` (rows, T) without their last token, each row repeated k
+    times (``generate`` then feeds the last token to every copy).
+
+    Every rollout of a (member, prompt) starts from the same prefix and the same weights, so its
+    cache is the same: computing it once and copying it saves (k − 1)/k of the prefill, which is
+    most of a rollout's arithmetic when passages are long and answers short. Positions follow the
+    left padding exactly as ``generate`` computes them.
+    """
+    positions = mask.long().cumsum(-1) - 1
+    positions.masked_fill_(mask == 0, 1)
+    out = model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1], use_cache=True)
+    cache = out.past_key_values
+    cache.batch_repeat_interleave(k)
+    return cache
 
 
 def _count_new_tokens(completion: torch.Tensor, eos_id: int | None, pad_id: int) -> int:

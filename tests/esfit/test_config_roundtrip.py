@@ -28,7 +28,7 @@ SAMPLE = {
     "group_by_prompt": False, "seed": 3, "anchor_decay": 0.05, "noise_reuse": 2, "schedule": "cosine",
     "schedule_generations": 10, "final_lr_fraction": 0.25, "final_sigma_fraction": 0.5,
     "max_new_tokens": 12, "rollouts_per_prompt": 3, "prompts_per_generation": 2, "temperature": 0.9, "top_k": 5,
-    "top_p": 0.8, "greedy": False, "max_rows": 8, "chat_template": False, "min_new_tokens": 2,
+    "top_p": 0.8, "greedy": False, "max_rows": 8, "chat_template": False, "min_new_tokens": 2, "share_prefill": False,
     "rollout_backend": "vllm", "vllm_options": '{"enforce_eager": true}',
     "eval_every": 2, "eval_rollouts": 4, "samples_shown": 1, "early_stopping_patience": 2,
     "checkpoint_every": 3, "keep_checkpoints": 4,

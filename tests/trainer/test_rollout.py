@@ -86,3 +86,21 @@ def test_bad_rollout_settings_name_the_parameter(model, tokenizer):
         RolloutConfig(max_rows=0)
     with pytest.raises(ValueError, match="needs the PopulationPatch"):
         generate_rollouts(model, tokenizer, PROMPTS, RolloutConfig(), population=_population(model))
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+@pytest.mark.parametrize("greedy", [False, True])
+def test_a_shared_prefill_gives_the_texts_of_separate_prefills(kind, greedy, tokenizer):
+    from trainer.testing import tiny_gpt2
+
+    model = (tiny_llama if kind == "llama" else tiny_gpt2)(initializer_range=0.2)
+    pop = _population(model, size=4, sigma=0.2)
+    targets = resolve_targets(model)
+    out = {}
+    for share in (True, False):
+        config = RolloutConfig(max_new_tokens=12, rollouts_per_prompt=3, greedy=greedy, share_prefill=share)
+        with PopulationPatch(targets) as patch:
+            members = generate_rollouts(model, tokenizer, PROMPTS, config, patch=patch, population=pop, seed=5).texts
+        out[share] = (members, generate_rollouts(model, tokenizer, PROMPTS, config, seed=5).texts)
+    assert out[True] == out[False]
+    assert len({t for m in out[True][0] for g in m for t in g}) > 3  # the members and rollouts really differ
