@@ -1,10 +1,12 @@
-"""The training demo: SmolLM2-135M-Instruct trained with ES on the demo corpus, before vs after.
+"""The training demo: SmolLM2-135M-Instruct trained with ES on the set-level fitness, before vs after.
 
 ``run_demo()`` (what ``esfit demo`` and ``make demo`` run) loads the embedded defaults and
-``datasets/demo/train.toml``, scores the base model's answers to the held-out prompts against
-their references, trains for a short run, answers the same held-out prompts again with the same
-sampling seeds, prints before/after per fitness component with sample answers, and writes an HTML
-report (``fitness.report.write_report``) that scores the two sets of answers side by side.
+``datasets/mentions/train.toml``, samples K answers per held-out prompt from the base model, trains
+with ES for a short run (each member's K sampled answers to a prompt scored together by
+``js_mentions`` plus F1@K), samples again with the same seeds, and prints held-out JS of the fact
+shares, precision, depth and diversity before/after with 95 % bootstrap intervals over prompts
+and sample answers. It writes an HTML report (``fitness.report.write_report``, plus the bars of
+people's vs the model's fact shares for the prompts that moved most).
 """
 
 from __future__ import annotations
