@@ -9,8 +9,8 @@
 #   5. the vLLM rollout benchmark (`rollout_throughput.py --backend vllm`, bfloat16), when a Python with
 #      CUDA vLLM is there: $VLLM_PYTHON, else .venv-vllm/bin/python (install with pip install 'esfit[vllm]').
 #
-# Each step has its own time limit (60 + 80 + 70 + 70 + 150 s at most; typically far less), so the whole
-# stays under 7 minutes even when one hangs. Prints one summary line, `gpu_check: parity=... rollout_ratio_bf16=... nccl=... train=... vllm=... (N s)`,
+# Each step has its own time limit (45 + 60 + 50 + 50 + 90 s at most; typically far less), so the whole
+# stays under 5 minutes even when one hangs (vLLM runs eager: no CUDA-graph capture at start). Prints one summary line, `gpu_check: parity=... rollout_ratio_bf16=... nccl=... train=... vllm=... (N s)`,
 # and exits non-zero when a check failed. Without a CUDA device it says so and exits 0.
 # Run from anywhere after `make install`:  bash benchmarks/gpu_check.sh
 set -uo pipefail
@@ -36,12 +36,12 @@ step() {  # step NAME SECONDS COMMAND...: runs it with a time limit, its output 
 }
 
 parity=fail
-ESFIT_TEST_DEVICE=cuda step parity 60 "$PY" -m pytest -q -p no:cacheprovider tests/trainer/test_patch_parity.py \
+ESFIT_TEST_DEVICE=cuda step parity 45 "$PY" -m pytest -q -p no:cacheprovider tests/trainer/test_patch_parity.py \
     tests/trainer/test_kernel.py::test_on_cuda_the_operator_runs_its_torch_reference && parity=pass
 parity="$parity($(grep -Eo '[0-9]+ passed' "$work/parity.log" | head -1 | tr ' ' '_'))"
 
 ratio=fail
-if step rollout 80 "$PY" benchmarks/rollout_throughput.py --device cuda --dtype bfloat16 --skip-naive --torch-path \
+if step rollout 60 "$PY" benchmarks/rollout_throughput.py --device cuda --dtype bfloat16 --skip-naive --torch-path \
         --repeats 2; then
     ratio=$(grep -Eo 'rollout_ratio=[0-9.]+' "$work/rollout.log" | cut -d= -f2)
     torch_ratio=$(grep -Eo 'fused kernel: ratio [0-9.]+' "$work/rollout.log" | grep -Eo '[0-9.]+$')
@@ -52,19 +52,19 @@ train_args=(train --config datasets/demo/train.toml --device cuda --generations 
 nccl="skip(1_GPU)"
 if [ "$gpus" -ge 2 ]; then
     nccl=fail
-    step nccl 70 "$PY" -m torch.distributed.run --standalone --nproc_per_node=2 -m esfit "${train_args[@]}" \
+    step nccl 50 "$PY" -m torch.distributed.run --standalone --nproc_per_node=2 -m esfit "${train_args[@]}" \
         --output-dir "$work/nccl" && nccl=pass
 fi
 
 train=fail
-step train 70 "$PY" -m esfit "${train_args[@]}" --output-dir "$work/train" && train=pass
+step train 50 "$PY" -m esfit "${train_args[@]}" --output-dir "$work/train" && train=pass
 
 vllm="skip(no_CUDA_vLLM)"
 VPY=${VLLM_PYTHON:-.venv-vllm/bin/python}
 if "$VPY" -c "import torch, vllm; assert torch.cuda.is_available()" >/dev/null 2>&1; then
     vllm=fail
-    if step vllm 150 "$VPY" benchmarks/rollout_throughput.py --backend vllm --device cuda --dtype bfloat16 \
-            --repeats 2 --vllm-options '{"gpu_memory_utilization": 0.5}'; then
+    if step vllm 90 "$VPY" benchmarks/rollout_throughput.py --backend vllm --device cuda --dtype bfloat16 \
+            --repeats 2 --vllm-options '{"gpu_memory_utilization": 0.5, "enforce_eager": true}'; then
         vllm=$(tail -n 1 "$work/vllm.log" | tr ' ' ',')
     fi
 fi
