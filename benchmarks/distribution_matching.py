@@ -82,7 +82,7 @@ class Settings:
     group: int = 4  # K answers per prompt in training: ES's rollouts, GRPO's num_generations
     prompts_per_step: int = 4  # prompts per ES generation / GRPO step
     eval_k: int = 8
-    token_budget: int = 40_000  # ES: 10 generations of 8 members x 4 prompts x 4 answers x 32 tokens
+    token_budget: int = 32_000  # ES: 8 generations of 8 members x 4 prompts x 4 answers x 32 tokens (4,096)
     eval_points: int = 2  # evaluations along the way (the curve), besides before and after
     set_spec: str = SET_SPEC
     per_sample_spec: str = PER_SAMPLE_SPEC
