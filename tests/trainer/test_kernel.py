@@ -341,6 +341,19 @@ def test_the_cache_folder_is_made_private(tmp_path):
     assert folder.stat().st_mode & 0o777 == 0o700 and folder.parent.stat().st_mode & 0o777 == 0o700
 
 
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="no user ids on this platform")
+def test_a_cache_file_of_another_user_is_refused(tmp_path, monkeypatch):
+    """Issue 13: a cached file that belongs to someone else is refused like a writable one."""
+    library = tmp_path / "k.so"
+    library.write_bytes(b"")
+    library.chmod(0o600)
+    kernel.check_private(library)  # this user's private file passes
+    owner = library.stat().st_uid
+    monkeypatch.setattr(kernel.os, "getuid", lambda: owner + 1)
+    with pytest.raises(kernel.UnsafeCacheError, match=f"belongs to user id {owner}, not to this user"):
+        kernel.check_private(library)
+
+
 def _plant(path, marker):
     """A shared library whose constructor writes ``marker``: what an attacker would leave."""
     source = path.parent / "planted.c"
