@@ -123,3 +123,33 @@ def test_the_readme_reference_table_is_generated_from_the_fields():
     assert match.group(0).strip() == reference_table(), (
         "the README's configuration table differs from the code: paste the output of "
         "`python -c 'from esfit.config import reference_table; print(reference_table())'`")
+
+
+def test_a_newly_registered_shaper_optimizer_and_schedule_can_be_chosen_everywhere(tmp_path):
+    """The choice lists are the registries: a name registered after import is accepted from TOML,
+    --set and the generated option, and an unknown one is refused naming the registry's names."""
+    import torch
+
+    from trainer.optim import OPTIMIZERS, SCHEDULES, register_optimizer, register_schedule
+    from trainer.shaping import SHAPERS, register_shaper
+
+    if "test_halves" not in SHAPERS:
+        register_shaper("test_halves")(lambda fitness, population_size=None: fitness / 2)
+    if "test_plain_sgd" not in OPTIMIZERS:
+        register_optimizer("test_plain_sgd")(lambda params, config: torch.optim.SGD(params, lr=config.learning_rate))
+    if "test_flat" not in SCHEDULES:
+        register_schedule("test_flat")(lambda progress: 1.0)
+    data = str(REPO / "datasets" / "mentions" / "train.jsonl")
+    toml = tmp_path / "c.toml"
+    toml.write_text(f'train_data = "{data}"\n[es]\nshaping = "test_halves"\noptimizer = "test_plain_sgd"\n'
+                    'schedule = "test_flat"\n')
+    picked = [load_config(toml),
+              build_config(None, {"train_data": data},
+                           ("shaping=test_halves", "optimizer=test_plain_sgd", "schedule=test_flat"))]
+    ctx = train_command.make_context("train", ["--train-data", data, "--shaping", "test_halves", "--optimizer", "test_plain_sgd",
+                                               "--schedule", "test_flat"])
+    picked.append(build_config(None, {k: v for k, v in ctx.params.items() if k in KEYS}, ()))
+    for config in picked:
+        assert (config.shaping, config.optimizer, config.schedule) == ("test_halves", "test_plain_sgd", "test_flat")
+    with pytest.raises(ValueError, match="test_halves"):  # the error lists the registered names
+        build_config(None, {"train_data": data}, ("shaping=nonesuch",))
