@@ -53,6 +53,11 @@ def _check_author(ctx: click.Context, param: click.Parameter, value: str | None)
 @click.option("--greedy/--sample", default=False, show_default=True,
               help="Argmax decoding, or sampling at --temperature with seeded noise.")
 @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=0.7, show_default=True)
+@click.option("--top-k", type=click.IntRange(min=0), default=0, show_default=True, help="Top-k filter when sampling (0: off).")
+@click.option("--top-p", type=click.FloatRange(min=0, max=1, min_open=True), default=1.0, show_default=True,
+              help="Nucleus filter when sampling (1: off).")
+@click.option("--min-new-tokens", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Shortest completion in tokens: end-of-sequence is held back until then.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed (the same seed gives the same corpus).")
 @click.option("--batch-rows", type=click.IntRange(min=1), default=32, show_default=True,
               help="Prompts × rollouts decoded in one generate call.")
@@ -64,7 +69,8 @@ def _check_author(ctx: click.Context, param: click.Parameter, value: str | None)
                    "question).")
 @click.option("--device", default="cpu", show_default=True, help=f"Where the model runs: {DEVICE_HINT}.")
 def generate(model_name: str, prompts_path: Path, output: str, data_format: str, rollouts: int, max_new_tokens: int,
-             greedy: bool, temperature: float, seed: int, batch_rows: int, max_prompts: int, author: str | None,
+             greedy: bool, temperature: float, top_k: int, top_p: float, min_new_tokens: int,
+             seed: int, batch_rows: int, max_prompts: int, author: str | None,
              prompt_template: str, device: str) -> None:
     """Answer every prompt of PROMPTS with MODEL and write the completions as a corpus."""
     try:  # before any work: the output must not be the prompts file, and must be writable
@@ -89,7 +95,8 @@ def generate(model_name: str, prompts_path: Path, output: str, data_format: str,
     except (CorpusError, FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from None
     config = RolloutConfig(max_new_tokens=max_new_tokens, rollouts_per_prompt=rollouts, temperature=temperature,
-                           greedy=greedy)
+                           greedy=greedy, top_k=top_k or None, top_p=None if top_p >= 1.0 else top_p,
+                           min_new_tokens=min_new_tokens)
     per_call = max(1, batch_rows // rollouts)
     name = author or Path(model_name).name
     meta = {"seed": seed, "greedy": greedy}

@@ -100,6 +100,20 @@ def test_generate_writes_a_corpus_that_score_reads(setup, tmp_path):
     assert [r.text for r in read_records(again)] == [r.text for r in records]
 
 
+def test_generate_sampling_filters_reach_the_sampler(setup, tmp_path):
+    """--top-k 1 keeps only the most likely token: the sampled corpus is the greedy one."""
+    common = ["--model", setup["model"], "--prompts", setup["eval_data"], "--max-new-tokens", "6"]
+    outputs = {}
+    for name, extra in {"greedy": ["--greedy"], "top1": ["--top-k", "1", "--seed", "5"],
+                        "nucleus": ["--top-p", "0.5", "--min-new-tokens", "2"]}.items():
+        outputs[name] = tmp_path / f"{name}.jsonl"
+        result = _invoke("generate", *common, "-o", str(outputs[name]), *extra)
+        assert result.exit_code == 0, result.output
+    texts = {name: [r.text for r in read_records(path)] for name, path in outputs.items()}
+    assert texts["top1"] == texts["greedy"]
+    assert len(texts["nucleus"]) == len(texts["greedy"])
+
+
 def test_run_demo_compares_before_and_after_and_writes_the_report(setup, tmp_path):
     from esfit.demo import run_demo
 
