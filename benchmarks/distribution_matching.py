@@ -33,8 +33,8 @@ is closer to people).
 The full run trains es on 3 seeds and each baseline on one (``--baseline-seeds``): per generated
 token a GRPO step costs 6-8 times an ES generation on a CPU (it back-propagates through prompt
 and completion; ES only samples), so three baseline seeds do not fit in 90 minutes on 2 cores.
-The quick run (6,000 tokens, one seed each) checks the whole pipeline; it is too short for
-ES to move.
+The quick run (4,096 tokens, one ES generation, one seed each, no evaluation along the way)
+checks the whole pipeline; it is too short for ES to move.
 """
 
 from __future__ import annotations
@@ -359,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--baseline-seeds", default="0",
                         help="seeds of the grpo, grpo_loo and sft runs (each costs 6-8 times an es run per token "
                              "on a CPU; '0,1,2' for three, about 3 hours on 2 cores)")
-    parser.add_argument("--quick", action="store_true", help="one seed, a smaller budget: under 20 minutes")
+    parser.add_argument("--quick", action="store_true", help="one seed each, 4,096 tokens, no curve: the pipeline end to end in under 20 minutes")
     parser.add_argument("--token-budget", type=int, default=None)
     parser.add_argument("--eval-k", type=int, default=None)
     parser.add_argument("--max-eval-prompts", type=int, default=0)
@@ -389,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     base_seeds = [int(s) for s in args.baseline_seeds.split(",")]
     if args.quick:
-        settings.token_budget, settings.eval_points, seeds, base_seeds = 6_000, 1, seeds[:1], base_seeds[:1]
+        settings.token_budget, settings.eval_points, seeds, base_seeds = 4_096, 0, seeds[:1], base_seeds[:1]
     if args.token_budget:
         settings.token_budget = args.token_budget
     if args.eval_k:
