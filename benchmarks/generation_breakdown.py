@@ -1,6 +1,7 @@
 """Where the time of one training generation goes, on the embedded default (SmolLM2-135M-Instruct).
 
-Runs ``esfit train`` with the demo configuration (``datasets/demo/train.toml``) for a few
+Runs ``esfit train`` with a configuration (``--config``, default the set-level demo's
+``datasets/mentions/train.toml``; ``datasets/demo/train.toml`` is the greedy facts demo) for a few
 generations without evaluation and prints, per generation and on average, the seconds spent
 rolling the population out (batched, patched ``generate``), extracting facts from every
 completion (one batched spaCy call), computing the fitness from the extractions, and updating the
@@ -9,7 +10,7 @@ are extracted once before the first generation and are not counted.
 
 Last line: ``overhead_share=<(extraction + fitness + update) / generation>`` (target ≤ 0.15).
 
-Usage: python benchmarks/generation_breakdown.py [--generations 2] [--threads 1] [KEY=VALUE ...]
+Usage: python benchmarks/generation_breakdown.py [--config FILE] [--generations 2] [--threads 1] [KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ PARTS = ("rollout_s", "extraction_s", "fitness_s", "update_s")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default=str(DEMO_CONFIG), help="training configuration (default: the demo's)")
     parser.add_argument("--generations", type=int, default=2, help="generations to time (default 2)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. population_size=16")
@@ -37,7 +39,7 @@ def main() -> None:
         overrides = dict(parse_override(o) for o in args.overrides)
         overrides.update(generations=args.generations, eval_data="", checkpoint_every=0, output_dir=out,
                          threads=args.threads)
-        config = load_config(DEMO_CONFIG, overrides)
+        config = load_config(args.config, overrides)
         result = train(config, progress=False, echo=lambda s: None)
     print(f"population {config.population_size}, {config.prompts_per_generation} prompts x "
           f"{config.rollouts_per_prompt} rollouts, up to {config.max_new_tokens} new tokens, "
