@@ -314,7 +314,7 @@ def page(path: Path, before: SetReport, runs: dict[str, list[dict]], rows: dict[
             ax.plot(xs, ys, marker="o", ms=3, lw=1.2, alpha=0.8, color=f"C{list(runs).index(method)}",
                     label=method if i == 0 else None)
     ax.set_xlabel("generated tokens (SFT: reference tokens trained on)")
-    ax.set_ylabel("held-out JS of fact shares (bits, lower is closer to people)")
+    ax.set_ylabel("held-out JS of fact shares (nats; lower is closer to people)")
     ax.legend()
     ax.grid(alpha=0.3)
     buf = io.BytesIO()

@@ -11,7 +11,7 @@ whole set is. For one prompt:
   recall direction: is a fact of u supported by the answer's facts?);
 - the answers' own facts that no reference supports are units too, with h(u) = 0: what the set
   says that people never do (invented or off-topic facts) takes mass from what they do say;
-- :func:`mention_js` is the Jensen-Shannon divergence (bits) between h and m normalised to
+- :func:`mention_js` is the Jensen-Shannon divergence (nats, at most ln 2 ≈ 0.693) between h and m normalised to
   distributions over all these units (the issue's "shares of answers mentioning each fact");
   :func:`mention_gap` is the mean absolute difference |h(u) − m(u)| of the raw rates over the
   reference units, which, unlike the normalised JS, also sees an answer set that mentions everything
@@ -171,8 +171,8 @@ def _kind_js(ctx: PromptContext, kinds: Sequence[str] | None) -> float:
 
 
 def mention_js(human: np.ndarray, model: np.ndarray) -> float:
-    """JS divergence (bits) between mention rates normalised over the units; 1 (the worst) when
-    either side mentions no unit."""
+    """JS divergence (nats, at most ln 2) between mention rates normalised over the units; 1 (the
+    worst, above any JS) when either side mentions no unit."""
     if human.sum() <= 0 or model.sum() <= 0:
         return 1.0
     return float(js_divergence(human / human.sum(), model / model.sum()))
@@ -206,7 +206,7 @@ def _kinds(kinds: str | Sequence[str] | None) -> tuple[str, ...] | None:
 
 @register("js_mentions", higher_is_better=False, worst=1.0)
 def js_mentions(*, kinds: str = ",".join(INFORMATIVE_KINDS), balance: str | None = "kind"):
-    """Set-level JS (bits) between the people's and the answers' shares of mentioning each fact:
+    """Set-level JS (nats) between the people's and the answers' shares of mentioning each fact:
     the references' facts of ``kinds`` merged into units by the presence decision, and the facts
     the answers state that no reference supports (people's share 0); 1 is the worst.
     ``balance="kind"`` (default) averages the JS of each fact kind, weighted by the kinds' shares of

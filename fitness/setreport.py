@@ -77,7 +77,7 @@ def set_report_section(before: SetReport, after: SetReport, *,
                     f"<td class=num>{delta:+.3f} [{lo:+.3f}, {hi:+.3f}]{shown}</td></tr>")
     parts = ["<h2>How often each fact is mentioned: the answers against the people</h2>",
              f"<p>{len(before.per_prompt)} held-out prompts; means with 95 % bootstrap intervals over prompts; the "
-             "change is paired (the same prompts before and after). js: Jensen-Shannon divergence (bits) between "
+             "change is paired (the same prompts before and after). js: Jensen-Shannon divergence (nats; 1.0 where a kind of fact is missing on one side) between "
              "the people's and the answers' shares of mentioning each fact; gap: mean absolute difference of those "
              "shares; precision: share of the answers' facts the references support; depth: facts per answer; "
              "diversity: distinct facts across the answers over distinct facts across the references.</p>",
