@@ -133,12 +133,18 @@ def test_a_newly_registered_shaper_optimizer_and_schedule_can_be_chosen_everywhe
     from trainer.optim import OPTIMIZERS, SCHEDULES, register_optimizer, register_schedule
     from trainer.shaping import SHAPERS, register_shaper
 
-    if "test_halves" not in SHAPERS:
-        register_shaper("test_halves")(lambda fitness, population_size=None: fitness / 2)
-    if "test_plain_sgd" not in OPTIMIZERS:
-        register_optimizer("test_plain_sgd")(lambda params, config: torch.optim.SGD(params, lr=config.learning_rate))
-    if "test_flat" not in SCHEDULES:
-        register_schedule("test_flat")(lambda progress: 1.0)
+    register_shaper("test_halves")(lambda fitness, population_size=None: fitness / 2)
+    register_optimizer("test_plain_sgd")(lambda params, config: torch.optim.SGD(params, lr=config.learning_rate))
+    register_schedule("test_flat")(lambda progress: 1.0)
+    try:
+        _choose_the_registered_names(tmp_path)
+    finally:  # the registries are process-wide: other tests list their names
+        SHAPERS.pop("test_halves")
+        OPTIMIZERS.pop("test_plain_sgd")
+        SCHEDULES.pop("test_flat")
+
+
+def _choose_the_registered_names(tmp_path):
     data = str(REPO / "datasets" / "mentions" / "train.jsonl")
     toml = tmp_path / "c.toml"
     toml.write_text(f'train_data = "{data}"\n[es]\nshaping = "test_halves"\noptimizer = "test_plain_sgd"\n'
@@ -146,8 +152,8 @@ def test_a_newly_registered_shaper_optimizer_and_schedule_can_be_chosen_everywhe
     picked = [load_config(toml),
               build_config(None, {"train_data": data},
                            ("shaping=test_halves", "optimizer=test_plain_sgd", "schedule=test_flat"))]
-    ctx = train_command.make_context("train", ["--train-data", data, "--shaping", "test_halves", "--optimizer", "test_plain_sgd",
-                                               "--schedule", "test_flat"])
+    ctx = train_command.make_context("train", ["--train-data", data, "--shaping", "test_halves",
+                                               "--optimizer", "test_plain_sgd", "--schedule", "test_flat"])
     picked.append(build_config(None, {k: v for k, v in ctx.params.items() if k in KEYS}, ()))
     for config in picked:
         assert (config.shaping, config.optimizer, config.schedule) == ("test_halves", "test_plain_sgd", "test_flat")
