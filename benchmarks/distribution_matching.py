@@ -63,6 +63,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from esfit.config import parse_value  # noqa: E402
 from esfit.prompts import PromptSet, load_prompt_set  # noqa: E402
 from fitness import SetReport, paired_delta_ci, set_report  # noqa: E402
 
@@ -339,16 +340,6 @@ def _jsonable(obj):
     return obj
 
 
-def _toml_value(text: str) -> Any:
-    """A TOML value (``3e-3``, ``true``, ``"rank"``), else the bare string."""
-    import tomllib
-
-    try:
-        return tomllib.loads(f"v = {text.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text.strip()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train-data", type=Path, default=CORPUS / "train.jsonl")
@@ -400,7 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("es", "grpo", "sft"):
         for text in getattr(args, name):
             key, value = text.split("=", 1)
-            getattr(settings, name)[key.strip()] = _toml_value(value)
+            getattr(settings, name)[key.strip()] = parse_value(value)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
     if unknown:

@@ -36,7 +36,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 __all__ = ["ConfigError", "KEYS", "SECTIONS", "SECTION_CLASSES", "CheckpointConfig", "DataConfig", "EvalConfig", "RunConfig", "ScoringConfig",
-           "TrainConfig", "load_config", "parse_override", "reference_table", "resume_config"]
+           "TrainConfig", "load_config", "parse_override", "parse_value", "reference_table", "resume_config"]
 
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -385,11 +385,16 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, raw = (s.strip() for s in text.split("=", 1))
     key = key.replace("-", "_")
     _known_key(key, "override")
+    return key, parse_value(raw)
+
+
+def parse_value(raw: str) -> Any:
+    """A command-line value read as a TOML value (``3e-3``, ``true``, ``"rank"``), else the bare string."""
+    raw = raw.strip()
     try:
-        value = tomllib.loads(f"v = {raw}")["v"]
+        return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
-        value = raw
-    return key, value
+        return raw
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
