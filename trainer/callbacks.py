@@ -181,9 +181,10 @@ class EarlyStopping(TrainerCallback):
 
     ``metric(result) -> float`` is higher-is-better (default: the evaluation's fitness). Use a
     validation split here, never the held-out prompts whose results you report. The best weights
-    are kept in memory (one copy of the target layers). Put it before :class:`Evaluation` and
-    :class:`Checkpointing` in the callback list, so that the final evaluation and checkpoint see the
-    restored weights.
+    are kept in memory (one copy of the target layers). Weights that the watched evaluation has not
+    seen at the end (the last generations) are evaluated by it first, so the final generation
+    competes too. Put it before the other :class:`Evaluation` callbacks and :class:`Checkpointing`
+    in the callback list, so that their final evaluation and checkpoint see the restored weights.
     """
 
     def __init__(self, name: str = "validation", *, patience: int = 3, min_delta: float = 0.0,
@@ -197,10 +198,12 @@ class EarlyStopping(TrainerCallback):
         self.best_generation: int | None = None
         self._best_weights: dict[str, torch.Tensor] | None = None
         self._bad = 0
+        self._seen: int | None = None
 
     def on_evaluate(self, trainer, result):
         if result.name != self.name:
             return
+        self._seen = result.after_generations
         value = float(self.metric(result))
         if value > self.best_value + self.min_delta:
             self.best_value, self.best_generation, self._bad = value, result.after_generations, 0
@@ -213,6 +216,13 @@ class EarlyStopping(TrainerCallback):
 
     @torch.no_grad()
     def on_train_end(self, trainer):
+        if self.restore_best and self._seen is not None and self._seen != trainer.weights_generation:
+            # the last generations were never evaluated (the final one is the evaluation's at_end):
+            # evaluate them now, so that they are not thrown away unseen
+            watched = [c for c in getattr(trainer.callbacks, "callbacks", ())
+                       if isinstance(c, Evaluation) and c.name == self.name and c.at_end]
+            if watched:
+                watched[0].run(trainer)
         if not (self.restore_best and self._best_weights is not None and self.best_generation != trainer.generation):
             return
         for t in trainer.es.targets:

@@ -189,3 +189,24 @@ def test_early_stopping_stops_and_restores_the_best_weights(tokenizer):
     assert evaluation.results[-1].after_generations == 1
     with pytest.raises(ValueError, match="patience=0 must be"):
         EarlyStopping(patience=0)
+
+
+@pytest.mark.parametrize("early_first", [True, False])
+def test_early_stopping_evaluates_the_final_generation_before_restoring(tokenizer, early_first):
+    # the final generation is not one of the periodic evaluations (it is at_end's): it must still
+    # compete, or the last generations of every run that reaches its end would be thrown away
+    values = iter([0.5, 0.6, 0.9, 0.0])  # start, after 1, after 2 (the end): the end is the best
+    stop = EarlyStopping("validation", patience=2, metric=lambda r: next(values))
+    evaluation = Evaluation(["four"], ["four"], name="validation", every=1)
+    trainer = _trainer(tokenizer, LengthScorer(), [stop, evaluation] if early_first else [evaluation, stop])
+    trainer.train(2)
+    assert stop.best_generation == 2 and trainer.weights_generation == 2
+    assert [r.after_generations for r in evaluation.results] == [0, 1, 2]  # each generation once
+
+    values = iter([0.5, 0.9, 0.6, 0.0])  # the end is worse than generation 1: restored
+    stop = EarlyStopping("validation", patience=2, metric=lambda r: next(values))
+    evaluation = Evaluation(["four"], ["four"], name="validation", every=1)
+    trainer = _trainer(tokenizer, LengthScorer(), [stop, evaluation] if early_first else [evaluation, stop])
+    trainer.train(2)
+    assert stop.best_generation == 1 and trainer.weights_generation == 1
+    assert [r.after_generations for r in evaluation.results][:3] == [0, 1, 2]
