@@ -85,6 +85,12 @@ class Settings:
     eval_k: int = 8
     token_budget: int = 32_000  # ES: 8 generations of 8 members x 4 prompts x 4 answers x 32 tokens (4,096)
     eval_points: int = 2  # evaluations along the way (the curve), besides before and after
+    # ES only, off unless --validation-data is given: early stopping on the validation split (the set
+    # fitness of K = eval_k answers every ``validation_every`` generations, at the start and at the
+    # end; stop after ``patience`` evaluations without improvement; end on the best weights)
+    validation_data: str = ""
+    validation_every: int = 2
+    patience: int = 2
     set_spec: str = SET_SPEC
     per_sample_spec: str = PER_SAMPLE_SPEC
     es: dict[str, Any] = dataclasses.field(default_factory=lambda: dict(
@@ -173,14 +179,56 @@ def run_es(train: PromptSet, evaluator: Evaluator, settings: Settings, seed: int
             if state["tokens"] >= settings.token_budget:
                 trainer.should_stop = True
 
+    callbacks = [Budget()]
+    if settings.validation_data:
+        callbacks += _early_stopping(settings, timer, state, seed, log)
     trainer = ESTrainer(model, tokenizer, train.messages, scorer, es=es_config, rollout=rollout,
-                        prompt_ids=train.ids, callbacks=[Budget()])
+                        prompt_ids=train.ids, callbacks=callbacks)
     t0 = time.perf_counter()
     trainer.train(10**6)
     wall = time.perf_counter() - t0 - state["eval_s"]
     report, texts = evaluator(model, tokenizer)
-    return {"tokens": state["tokens"], "wall_s": wall, "steps": len(state["history"]), "history": state["history"],
-            "evals": state["evals"], "after": report, "texts": texts}
+    out = {"tokens": state["tokens"], "wall_s": wall, "steps": len(state["history"]), "history": state["history"],
+           "evals": state["evals"], "after": report, "texts": texts}
+    if settings.validation_data:
+        out |= {"validation": state["validation"], "stopped_at": trainer.weights_generation,
+                "validation_s": state["validation_s"]}
+    return out
+
+
+def _early_stopping(settings: Settings, extractor, state: dict, seed: int, log) -> list:
+    """:class:`trainer.EarlyStopping` on the validation split, watched by an :class:`trainer.Evaluation`
+    of the set fitness with K = ``eval_k`` answers per prompt (its time is not training time)."""
+    from esfit.fitness_glue import PopulationFitness
+    from fitness import TextFitness
+    from trainer import EarlyStopping, Evaluation, RolloutConfig, TrainerCallback
+
+    val = load_prompt_set(settings.validation_data)
+    scorer = PopulationFitness(TextFitness(settings.set_spec, val.references, extractor=extractor), extractor)
+    rollout = RolloutConfig(max_new_tokens=settings.max_new_tokens, rollouts_per_prompt=settings.eval_k,
+                            temperature=settings.temperature)
+    state |= {"validation": [], "validation_s": 0.0}
+
+    class Timed(Evaluation):
+        def run(self, trainer):
+            t0 = time.perf_counter()
+            result = super().run(trainer)
+            spent = time.perf_counter() - t0
+            state["validation_s"] += spent
+            state["eval_s"] += spent
+            return result
+
+    class Record(TrainerCallback):
+        def on_evaluate(self, trainer, result):
+            if result.name == "validation":
+                state["validation"].append({"generation": result.after_generations, "tokens": state["tokens"],
+                                            "fitness": result.fitness, "components": result.components})
+                log(f"es seed {seed} validation after {result.after_generations} generations: fitness "
+                    f"{result.fitness:+.4f} {result.components}")
+
+    # the validation Evaluation before EarlyStopping: it evaluates the final weights, then they are restored
+    return [Record(), Timed(val.messages, val.ids, name="validation", every=settings.validation_every,
+                            rollout=rollout, scorer=scorer), EarlyStopping("validation", patience=settings.patience)]
 
 
 # --- the TRL arms -----------------------------------------------------------------------------
@@ -243,9 +291,10 @@ def _run_job(method: str, seed: int, settings: Settings, common: dict, train: Pr
     else:
         result = run_trl(method, train, evaluator, settings, seed, extractor, log)
     r = result["after"]
+    ended = f", ended on the weights of generation {result['stopped_at']}" if "stopped_at" in result else ""
     print(f"{method} seed {seed}: js {r.mean['js']:.4f} precision {r.mean['precision']:.3f} "
           f"({result['tokens']} tokens, {result['wall_s']:.0f} s training, "
-          f"{time.perf_counter() - t0:.0f} s with evaluations)", flush=True)
+          f"{time.perf_counter() - t0:.0f} s with evaluations{ended})", flush=True)
     return result
 
 
@@ -280,6 +329,8 @@ def summarise(before: SetReport, runs: dict[str, list[dict]], n_boot: int) -> di
             "peak_kept": [_peak_kept(before, r) for r in seeds],
             "seeds": [r.get("seed") for r in seeds],
         }
+        if any("stopped_at" in r for r in seeds):  # early stopping: the generation whose weights the run ends on
+            rows[method]["ended_on_generation"] = [r.get("stopped_at") for r in seeds]
     return rows
 
 
@@ -365,7 +416,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--grpo", action="append", default=[], metavar="KEY=VALUE", help="a train_grpo option")
     parser.add_argument("--sft", action="append", default=[], metavar="KEY=VALUE", help="a train_sft option")
     parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
-                        help="a shared setting: max_new_tokens, temperature, group, prompts_per_step, eval_points")
+                        help="a shared setting: max_new_tokens, temperature, group, prompts_per_step, eval_points; "
+                             "with --validation-data also validation_every, patience")
+    parser.add_argument("--validation-data", type=Path, default=None,
+                        help="es only: stop early on these prompts (the validation split, disjoint from the training "
+                             "and held-out ones) and end on the best weights; see --setting validation_every, patience")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "distribution_matching")
     parser.add_argument("--cache", type=Path, default=None, help="sqlite extraction cache (default: <out>/extract.sqlite)")
     parser.add_argument("--n-boot", type=int, default=1000)
@@ -397,12 +452,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"--methods: unknown {unknown}; choose from {', '.join(METHODS)}")
     args.out.mkdir(parents=True, exist_ok=True)
-    extractor = Extractor(cache=str(args.cache or args.out / "extract.sqlite"))
     train = load_prompt_set(args.train_data, limit=args.max_train_prompts)
     held = load_prompt_set(args.eval_data, limit=args.max_eval_prompts)
     overlap = set(train.ids) & set(held.ids)
     if overlap:
         parser.error(f"--eval-data shares prompt ids with --train-data ({sorted(overlap)[:3]}): use disjoint splits")
+    if args.validation_data:
+        val_ids = set(load_prompt_set(args.validation_data).ids)
+        for name, ids in (("--train-data", train.ids), ("--eval-data", held.ids)):
+            if val_ids & set(ids):
+                parser.error(f"--validation-data shares prompt ids with {name} "
+                             f"({sorted(val_ids & set(ids))[:3]}): use disjoint splits")
+        settings.validation_data = str(args.validation_data)
+    extractor = Extractor(cache=str(args.cache or args.out / "extract.sqlite"))
     print(f"train {args.train_data} ({len(train)} prompts), evaluate on {args.eval_data} ({len(held)} prompts), "
           f"K={settings.eval_k}, budget {settings.token_budget} tokens, es seeds {seeds}, other seeds {base_seeds}, "
           f"methods {methods}", flush=True)

@@ -50,3 +50,11 @@ def test_rows_and_table_carry_each_methods_own_seeds():
     es_line = next(line for line in text.splitlines() if line.startswith("es "))
     assert es_line.rstrip().endswith("0,1,2") and "1.00" in es_line  # the end is the best point: keeps all
     assert next(line for line in text.splitlines() if line.startswith("grpo ")).rstrip().endswith(" 0")
+
+
+def test_a_validation_split_that_shares_prompts_is_refused(tmp_path, capsys):
+    train = REPO / "datasets" / "mentions" / "train.jsonl"
+    with pytest.raises(SystemExit) as err:
+        dm.main(["--validation-data", str(train), "--methods", "es", "--out", str(tmp_path / "out")])
+    assert err.value.code == 2
+    assert "--validation-data shares prompt ids with --train-data" in capsys.readouterr().err
