@@ -303,8 +303,6 @@ def train(config: TrainConfig, *, fitness: Any = None, resume: str | os.PathLike
             result.evals.append(result.before)
         eval_rollout = dataclasses.replace(config.rollout, rollouts_per_prompt=config.eval_rollouts)
         built: list[TrainerCallback] = []
-        if "validation" in sets and config.early_stopping_patience:
-            built.append(EarlyStopping("validation", patience=config.early_stopping_patience))
         bar = tqdm(total=config.generations, initial=start, desc="generations",
                    disable=not (progress and ctx.is_main))
         built.append(_Record(result, log, sets.get("eval"), config, say, bar))
@@ -312,6 +310,10 @@ def train(config: TrainConfig, *, fitness: Any = None, resume: str | os.PathLike
             v = sets["validation"]
             built.append(Evaluation(v.messages, v.ids, name="validation", every=config.eval_every,
                                     rollout=eval_rollout, scorer=_Evaluating(trainer, "validation")))
+        # after the validation Evaluation (whose final evaluation it weighs), before the held-out one
+        # and the checkpoint (which then see the weights it restores)
+        if "validation" in sets and config.early_stopping_patience:
+            built.append(EarlyStopping("validation", patience=config.early_stopping_patience))
         if "eval" in sets:
             e = sets["eval"]
             built.append(Evaluation(e.messages, e.ids, name="eval", every=config.eval_every,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from tinyrun import WordExtractor, base_overrides, letter_share
+from tinyrun import WordExtractor, base_overrides, letter_share, make_setup
 
 from esfit.config import load_config
 from esfit.fitness_glue import FitnessError, PopulationFitness, TimedExtractor
@@ -187,6 +187,26 @@ def test_the_real_embedded_model_trains_with_the_demo_settings(tmp_path):
     answer = result.before.texts[0][0]
     assert len(answer.split()) >= 3  # the chat template and the passage produce a real answer
     assert (Path(config.output_dir) / "checkpoints" / "gen-000001" / "model.safetensors").is_file()
+
+
+def test_early_stopping_weighs_the_final_generation_and_ends_on_the_best_weights(tmp_path):
+    make_setup(tmp_path)
+    validation = tmp_path / "validation.jsonl"
+    validation.write_text("".join(json.dumps({"prompt_id": f"p{i}", "text": f"a answer {i}", "prompt": f"what is {i}?",
+                                              "source": f"passage {i} says {i}."}) + "\n" for i in (6, 7)))
+    overrides = base_overrides(tmp_path, generations=3, validation_data=str(validation), early_stopping_patience=5)
+    result = train(load_config(overrides=overrides), fitness=letter_share, progress=False, echo=lambda s: None)
+    out = Path(overrides["output_dir"])
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    evaluated = [(r["after_generations"], r["fitness"]) for r in rows if r["kind"] == "validation"]
+    assert [g for g, _ in evaluated] == [0, 2, 3]  # the final generation is evaluated, once
+    best = max(evaluated, key=lambda gv: gv[1])[0]
+    # the held-out evaluation after training and the last checkpoint are of the best weights
+    assert result.after.after_generations == best
+    assert latest_checkpoint(out) == out / "checkpoints" / "gen-000003"
+    if best != 3:
+        saved = _weights(out, 3)
+        assert all(torch.equal(saved[k], v) for k, v in _weights(out, best).items())
 
 
 def test_extra_callbacks_run_after_the_built_in_ones(tmp_path):
