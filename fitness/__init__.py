@@ -30,10 +30,12 @@ from fitness.divergences import (
 )
 from fitness.presence import (
     PRESENCE_THRESHOLD,
+    ROLE_WEIGHTS,
     WEIGHTED_PRESENCE_THRESHOLD,
     Presence,
     presence,
     presence_scores,
+    statement_roles,
     statement_weights,
 )
 from fitness.recall import answer_recall, recall_score
@@ -52,6 +54,7 @@ __all__ = [
     "MATCH_RULES",
     "PRESENCE_THRESHOLD",
     "WEIGHTED_PRESENCE_THRESHOLD",
+    "ROLE_WEIGHTS",
     "ORDINAL_VIEWS",
     "CorpusScore",
     "FactDistribution",
@@ -85,6 +88,7 @@ __all__ = [
     "precision",
     "precision_score",
     "presence",
+    "statement_roles",
     "presence_scores",
     "statement_weights",
     "recall_score",

@@ -53,6 +53,7 @@ _NAME_KINDS = ("entity", "concept")
 _FUNCTION = frozenset(
     ["a", "an", "the", "of", "in", "on", "at", "to", "from", "by", "for", "with", "about", "into", "onto", "over", "under", "after", "before", "up", "down", "off", "out", "as", "than", "be", "is", "are", "was", "were", "been", "being", "have", "has", "had", "do", "does", "did", "not", "no", "and", "or", "but", "'s"]
 )
+FUNCTION_WORDS = _FUNCTION  # public: fitness.presence reads predicates' content words with it
 
 
 def stem(word: str) -> str:

@@ -29,7 +29,7 @@ from infoextract.sentences import sentence_words
 __all__ = ["Extractor", "RULES_VERSION", "split_text"]
 
 # Bump when a rule changes what facts a text gives: it is part of the cache key.
-RULES_VERSION = "5"
+RULES_VERSION = "6"
 # The parser and NER need about 1 GB per 100,000 characters (spaCy's max_length note); chunks of
 # this size keep memory flat whatever the input and lose context only at paragraph/sentence cuts.
 DEFAULT_CHUNK_CHARS = 20_000

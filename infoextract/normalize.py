@@ -38,7 +38,8 @@ _SMALL = {
     "a": 1, "an": 1, "half": 0.5, "quarter": 0.25, "couple": 2,
 }
 _SCALES = {"hundred": 100, "thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000,
-           "trillion": 1_000_000_000_000, "dozen": 12, "k": 1_000, "m": 1_000_000, "bn": 1_000_000_000}
+           "trillion": 1_000_000_000_000, "dozen": 12, "k": 1_000, "m": 1_000_000, "mn": 1_000_000,
+           "bn": 1_000_000_000}
 _ORDINALS = {
     "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7,
     "eighth": 8, "ninth": 9, "tenth": 10, "eleventh": 11, "twelfth": 12, "thirteenth": 13,
@@ -94,22 +95,29 @@ def parse_number(text: str) -> float | None:
 
     Handles thousands separators ("4,000"), decimals, signs, ordinals ("3rd", "third"),
     fractions ("1/2"), words ("four thousand", "twenty-five", "a dozen") and scale words
-    mixed with digits ("4 million", "1.5bn").
+    mixed with digits ("4 million", "1.5bn", "23million"). Two numbers in digits side by side
+    ("6 1" from a score "6-1", "50 60" from a range) are not one number: ``None``.
     """
     # hyphens join number words ("twenty-five"); a leading minus sign is kept
     words = re.sub(r"(?<=[a-z])[-\u2013](?=[a-z])", " ", text.strip().lower()).split()
     if not words:
         return None
     total, current, seen = 0.0, 0.0, False
+    after_value = False  # the previous word was a number, not a scale word
     for word in words:
         word = word.strip(",")
         if word == "and" and seen:
             continue
         value = _word_value(word)
         if value is not None:
+            if after_value and any(c.isdigit() for c in word) and not _FRACTION_RE.match(word):
+                # two numbers in digits side by side are two numbers, not a sum: a score "6 - 1"
+                # (the dash dropped as punctuation) is not 7, a range "50-60" not 110
+                return None
             current += value
-            seen = True
+            seen = after_value = True
             continue
+        after_value = False
         if word in _SCALES and seen:
             scale = _SCALES[word]
             if scale >= 1000:
@@ -132,8 +140,8 @@ def _word_value(word: str) -> float | None:
     match = _FRACTION_RE.match(word)
     if match and int(match.group(2)):
         return int(match.group(1)) / int(match.group(2))
-    # "1.5bn", "4k": digits glued to a scale word
-    match = re.match(r"^(\d+(?:\.\d+)?)(k|m|bn)$", word)
+    # "1.5bn", "4k", "23million" (British papers write "£23million"): digits glued to a scale word
+    match = re.match(r"^(\d+(?:\.\d+)?)(k|m|bn|mn|thousand|million|billion|trillion)$", word)
     if match:
         return float(match.group(1)) * _SCALES[match.group(2)]
     if word in _SMALL:

@@ -9,11 +9,13 @@ import pytest
 from fitness import (
     MATCH_RULES,
     PRESENCE_THRESHOLD,
+    ROLE_WEIGHTS,
     WEIGHTED_PRESENCE_THRESHOLD,
     Presence,
     SupportIndex,
     presence,
     presence_scores,
+    statement_roles,
     statement_weights,
 )
 from fitness.presence import IDF_FLOOR
@@ -62,11 +64,57 @@ def test_dates_match_by_year_and_numbers_within_tolerance(ex):
 
 def test_with_the_number_gate_a_contradicted_number_makes_a_statement_absent(ex):
     story = ex.extract([STORY])[0]
-    p = presence(ex.extract(["Kevin Carr walked 18,000 miles."])[0], story, numbers=True)
+    wrong = ex.extract(["Kevin Carr walked 18,000 miles."])[0]
+    p = presence(wrong, story, numbers=True, roles=None)
     assert p.score >= 0.75 and not p.present                 # most words agree, the number does not
     assert [f.key for f in p.contradicted] == ["18000 mile"]
-    assert check(ex, "Kevin Carr walked 18,000 miles.").present  # off by default (measured: README)
+    assert presence(wrong, story, roles=None).present        # the gate is off by default (measured: README)
     assert presence(ex.extract(["Kevin Carr walked 16,000 miles."])[0], story, numbers=True).present
+
+
+# ---- the words' roles: a predicate's verb weighs less, a number more ----------------------------
+
+
+def test_statement_roles_come_from_the_statements_facts(ex):
+    roles = statement_roles(ex.extract(["Bayern Munich won 6 - 1."])[0])
+    # the verb by its lemma and by the word the statement keeps ("won": its lemma "win" is too far)
+    assert roles == {"win": "predicate", "won": "predicate", "6": "number", "1": "number"}
+    roles = statement_roles(ex.extract(["Danilo agreed to join for 23 million."])[0])
+    assert roles["23000000"] == "number" and roles["join"] == roles["agree"] == "predicate"
+    assert "danil" not in roles                              # names have no role
+    roles = statement_roles(ex.extract(["Kevin Carr paid £40 in the summer."])[0])
+    assert roles["40"] == "number" and "gbp" not in roles and "summe" not in roles  # digits only
+    assert statement_roles(Extraction((), (("kevin", "carr"),))) == {}
+
+
+def test_a_paraphrased_verb_does_not_make_a_statement_absent(ex):
+    # REALSumm: the SCU "Danilo agreed to join for 23 million" against "Danilo will move to Real
+    # Madrid in a deal worth £23million" -- all three annotators: present
+    scu = ex.extract(["Danilo agreed to join for 23 million."])[0]
+    summary = ex.extract(["Danilo will move to Real Madrid in a deal worth £23million."])[0]
+    p = presence(scu, summary)
+    assert p.present and p.missing == ("agree", "join")      # who and how much: found; the verbs: not
+    assert p.score == pytest.approx((1 + 3) / (1 + 0.75 + 0.75 + 3))
+    flat = presence(scu, summary, roles=None)
+    assert flat.score == pytest.approx(2 / 4) and not flat.present
+
+
+def test_a_wrong_number_weighs_more_than_a_word(ex):
+    # 18,000 miles is not 16,000: four of five words agree, but the one that differs is the number
+    p = check(ex, "Kevin Carr walked 18,000 miles.")
+    assert not p.present and p.missing == ("18000",)
+    assert check(ex, "Kevin Carr walked 16,000 miles.").present
+    assert presence(ex.extract(["Kevin Carr walked 18,000 miles."])[0], ex.extract([STORY])[0], roles=None).present
+
+
+def test_role_weights_are_checked(ex):
+    scu, story = ex.extract(["Kevin Carr walked 16,000 miles."])[0], ex.extract([STORY])[0]
+    with pytest.raises(ValueError, match="roles"):
+        presence(scu, story, roles={"verb": 0.5})
+    with pytest.raises(ValueError, match="roles"):
+        presence(scu, story, roles={"number": -1})
+    assert ROLE_WEIGHTS["predicate"] < 1 < ROLE_WEIGHTS["number"]
+    assert presence(scu, story, roles={"number": 1.0}).score == presence(scu, story, roles=None).score
 
 
 def test_a_name_in_a_lower_cased_text_matches_across_kinds(ex):

@@ -61,6 +61,21 @@ def test_cross_validated_thresholds_never_see_the_test_fold(bench):
         bench.cross_validated(scores, y, ["a"] * 20, folds=5)
 
 
+def test_a_nested_choice_picks_the_candidate_and_threshold_on_the_other_folds(bench):
+    y = np.array([True, False] * 10)
+    groups = [f"a{i // 4}" for i in range(20)]
+    useless = np.full(20, 0.5)                          # says nothing
+    good = np.where(y, 0.7, 0.3)                        # separates every fold
+    pred, chosen = bench.cross_validated_choice([useless, good], y, groups, folds=5)
+    assert pred.tolist() == y.tolist()
+    assert [i for i, _ in chosen] == [1] * 5 and all(0.3 < t <= 0.7 for _, t in chosen)
+    # a candidate that separates only the test fold is never chosen for it: fold 0 is items 0-3
+    leaky = good.copy()
+    leaky[4:] = 1 - leaky[4:]                           # wrong everywhere but fold 0
+    pred, chosen = bench.cross_validated_choice([good, leaky], y, groups, folds=5)
+    assert [i for i, _ in chosen] == [0] * 5 and pred.tolist() == y.tolist()
+
+
 def test_system_tau(bench):
     human = {"a": 0.1, "b": 0.2, "c": 0.3}
     assert bench.system_tau({"a": 1, "b": 2, "c": 3}, human, ["a", "b", "c"]) == pytest.approx(1.0)

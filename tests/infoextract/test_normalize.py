@@ -21,13 +21,17 @@ from infoextract.normalize import (
         ("4,000", 4000), ("4000", 4000), ("4.5", 4.5), ("-3", -3), ("four thousand", 4000),
         ("twenty-five", 25), ("one hundred and five", 105), ("a dozen", 12), ("4 million", 4_000_000),
         ("1.5bn", 1_500_000_000), ("3rd", 3), ("third", 3), ("1/2", 0.5), ("two hundred thousand", 200_000),
+        # British papers glue the scale word: "£23million", "£1.5billion"
+        ("23million", 23_000_000), ("1.5billion", 1_500_000_000), ("1.2mn", 1_200_000), ("1 1/2", 1.5),
     ],
 )
 def test_parse_number(text, value):
     assert parse_number(text) == pytest.approx(value)
 
 
-@pytest.mark.parametrize("text", ["", "apples", "4,00,0x", "million"])
+# two numbers in digits side by side are two numbers: a score "6-1" (the dash dropped as
+# punctuation) is not 7, a range "50-60" not 110, "4 -4" not 0
+@pytest.mark.parametrize("text", ["", "apples", "4,00,0x", "million", "6 1", "50 60", "4 -4", "3 and 4"])
 def test_parse_number_rejects_non_numbers(text):
     assert parse_number(text) is None
 

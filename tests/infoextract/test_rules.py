@@ -54,6 +54,19 @@ def test_quantity_equivalences_in_sentences(ex, a, b, key):
     assert keys(ex, a, "quantity") == keys(ex, b, "quantity")
 
 
+def test_a_glued_scale_word_is_the_same_amount(ex):
+    # REALSumm's reference: "a deal worth £23million"; its SCU: "Danilo agreed to join for 23 million"
+    assert keys(ex, "Danilo will join in a deal worth £23million.", "quantity") == {"23000000 gbp"}
+    assert keys(ex, "Danilo agreed to join for 23 million.", "quantity") == {"23000000"}
+
+
+def test_a_score_is_not_the_sum_of_its_numbers(ex):
+    # "30-20" was keyed 50 and "6 - 1" 7 (REALSumm), so a score matched a different number
+    for text in ("The game ended 30-20.", "It ended 30 - 20."):
+        assert keys(ex, text, "quantity") == {"30 20"}
+    assert "50" not in keys(ex, "Saracens won 30-20 at Wembley.", "quantity")
+
+
 def test_counted_nouns_are_kept_without_the_parser():
     no_parser = Extractor(kinds=("quantity",))
     assert "parser" in no_parser.disabled
