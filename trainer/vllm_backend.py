@@ -219,7 +219,9 @@ class VLLMBackend:
             info = self.llm.collective_rpc("esfit_prepare", args=(self.slots, self.lora_rank, shapes))[0]
             self._siblings = info["siblings"]
             missing = info["missing"]
+            self.fast_lora = bool(info.get("fast_lora"))  # trainer.vllm_cpu_lora's product (CPU engines)
         else:
+            self.fast_lora = False
             self._siblings = self._siblings_from_packing()
             missing = [t.name for t in self.targets if t.name not in self._siblings]
         if missing:
@@ -322,6 +324,8 @@ class VLLMBackend:
                 spec = dict(seed=population.seed, generation=population.generation, sigma=population.sigma,
                             rank=population.rank, pairs=[int(population.pair_index[m]) for m in members],
                             signs=[float(population.sign[m]) for m in members])
+                if self.in_process:  # the population's own factors, by reference: nothing drawn twice
+                    spec["factors"] = population.factors
                 self.llm.collective_rpc("esfit_set_population", args=(spec,))
             else:
                 self._write_adapter_files(population, members)

@@ -136,6 +136,23 @@ def test_member_rollouts_equal_the_dense_reference_token_for_token(engine, tiny_
 
 
 @pytest.mark.vllm
+def test_the_all_slots_lora_product_in_the_engine_equals_the_dense_reference(engine, tiny_dir, monkeypatch):
+    """The tiny layers would not pay for trainer.vllm_cpu_lora's product (the engine is in this
+    process, so raising its bound switches it on there), and it must give the dense reference too."""
+    from trainer import vllm_cpu_lora
+
+    model, tok, targets = _fresh(engine, tiny_dir)
+    assert engine.fast_lora  # installed on this CPU engine
+    calls = []
+    monkeypatch.setattr(vllm_cpu_lora, "MAX_EXTRA", 10.0)
+    monkeypatch.setattr(vllm_cpu_lora, "_token_slots", lambda *a, f=vllm_cpu_lora._token_slots: calls.append(1) or f(*a))
+    pop = sample_population(targets, seed=3, generation=0, population_size=6, rank=2, sigma=0.3)
+    got = engine.rollout(PROMPTS, GREEDY, population=pop)
+    assert calls  # the product ran
+    assert got.texts == naive_rollouts(model, tok, PROMPTS, GREEDY, targets=targets, population=pop).texts
+
+
+@pytest.mark.vllm
 def test_sampling_seeds_are_shared_across_members(engine, tiny_dir):
     _, _, targets = _fresh(engine, tiny_dir)
     config = RolloutConfig(max_new_tokens=12, rollouts_per_prompt=3, temperature=1.0)
@@ -181,6 +198,48 @@ def test_the_loop_learns_the_same_on_both_backends_under_greedy_decoding(engine,
     hf = run(lambda t: t.backend)
     vl = run(lambda t: engine)
     assert hf == vl and len(set(hf[0])) > 1
+
+
+@pytest.mark.vllm
+@pytest.mark.parametrize("rank", [1, 8])
+def test_the_all_slots_lora_product_equals_vllms_own(rank):
+    """trainer.vllm_cpu_lora against vLLM's CPU LoRA ops on one fused layer (3 slices), with a token
+    that has no adapter (slot -1) and a prefill-like batch of several tokens per request."""
+    pytest.importorskip("vllm")
+    from vllm.lora.punica_wrapper.punica_cpu import PunicaWrapperCPU
+
+    from trainer import vllm_cpu_lora
+
+    gen = torch.Generator().manual_seed(0)
+    slots, d_in, outs = 6, 32, (32, 16, 16)
+    slot_of_token = torch.tensor([0, 0, 3, 5, 5, 5, -1, 2, 1, 4, 4])
+    t = slot_of_token.numel()
+    wrapper = PunicaWrapperCPU(64, 8, "cpu")
+    wrapper._token_lora_indices[:t] = slot_of_token
+    wrapper.indices_len[:] = [t, t, t, t]
+    wrapper._update_prefill_metadata(slot_of_token)
+    wrapper.is_prefill = True
+    lora_a = tuple(torch.randn(slots, 1, rank, d_in, generator=gen) for _ in outs)
+    lora_b = tuple(torch.randn(slots, 1, o, rank, generator=gen) for o in outs)
+    x = torch.randn(t, d_in, generator=gen)
+    y0 = torch.randn(t, sum(outs), generator=gen)
+    ref, got = y0.clone(), y0.clone()
+    wrapper.add_lora_linear(ref, x, lora_a, lora_b, 1.0, outs)
+    assert vllm_cpu_lora.install(wrapper)
+    calls = []
+    original = vllm_cpu_lora._pays
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(vllm_cpu_lora, "MAX_EXTRA", 10.0)  # the tiny layer would not pay otherwise
+        mp.setattr(vllm_cpu_lora, "_pays", lambda *a: calls.append(1) or original(*a))
+        wrapper.add_lora_linear(got, x, lora_a, lora_b, 1.0, outs)
+    assert calls and original(x, lora_a, lora_b) is False  # the fast product ran; at 0.25 it would not
+    has = slot_of_token >= 0
+    torch.testing.assert_close(got[has], ref[has], rtol=1e-5, atol=1e-5)
+    # the token without an adapter gets no term (vLLM 0.32's CPU ops index slot -1 as the last slot;
+    # the backend never mixes such tokens with adapters' in one batch)
+    assert torch.equal(got[~has], y0[~has])
+    assert not torch.equal(got, y0)
+    assert vllm_cpu_lora.uninstall(wrapper) is False and wrapper._esfit_original is None
 
 
 @pytest.mark.vllm
