@@ -25,7 +25,10 @@ fresh noise every run, so each run pays for writing its adapters) and the HF pat
 Plain vLLM runs first and its engine is shut down before the LoRA engine starts (one in-process
 engine at a time); the HF and vLLM populations alternate. It also times the per-generation
 refresh: the adapters' write (factors regenerated from the seeds in the worker) and the in-place
-reload of the centre weights after an update. Last line: ``vllm_vs_hf_population=<HF patched
+reload of the centre weights after an update. ``--vllm-own-lora`` also times the vLLM population
+with vLLM's own CPU LoRA ops instead of ``trainer.vllm_cpu_lora``'s (alternating with the others).
+The line before the last gives the conditions: CPUs, torch threads, the load average at the start
+and the end (other jobs on the machine), and which LoRA term ran. Last line: ``vllm_vs_hf_population=<HF patched
 time / vLLM population time> vllm_vs_plain_vllm=<plain vLLM time / vLLM population time>
 refresh_share=<(adapter write + centre reload) / vLLM population time>``.
 
@@ -87,6 +90,8 @@ def main() -> None:
     ap.add_argument("--backend", default="hf", choices=["hf", "vllm"],
                     help="hf: the patched population against plain and naive HF; vllm: vLLM against HF (see above)")
     ap.add_argument("--vllm-options", default="", help="vLLM engine options as a JSON object (with --backend vllm)")
+    ap.add_argument("--vllm-own-lora", action="store_true",
+                    help="with --backend vllm: also time the population with vLLM's own CPU LoRA ops")
     args = ap.parse_args()
     if not 0 <= args.naive_members <= args.population:
         ap.error(f"--naive-members={args.naive_members} must be in [0, --population={args.population}]")
@@ -195,6 +200,7 @@ def vllm_main(args, model, tokenizer, prompts, targets, config, rows: int, token
     from trainer.vllm_backend import VLLMBackend, import_vllm, parse_options
 
     vllm = import_vllm()
+    load_start = os.getloadavg()  # other jobs on the machine (the figures are ratios measured side by side)
     model_dir = str(embedded_model_dir(args.model) if args.model in EMBEDDED_MODELS else args.model)
     options = {"max_model_len": 512, **parse_options(args.vllm_options)}
     threads = torch.get_num_threads()
@@ -259,16 +265,28 @@ def vllm_main(args, model, tokenizer, prompts, targets, config, rows: int, token
         assert out.rows == rows
         return elapsed
 
+    def vllm_own_lora() -> float:  # the same, with vLLM's own CPU LoRA ops instead of trainer.vllm_cpu_lora's
+        backend.llm.collective_rpc("esfit_fast_lora", args=(False,))
+        try:
+            return vllm_population()
+        finally:
+            backend.llm.collective_rpc("esfit_fast_lora", args=(True,))
+
     vllm_population()  # warm-up
     adapter_s.clear()
-    times = {"plain-vllm": plain_times, "vllm-pop": [], "hf-patched": []}
+    runs = {"vllm-pop": vllm_population, "hf-patched": hf_patched}
+    if args.vllm_own_lora and backend.fast_lora:
+        runs["vllm-own-op"] = vllm_own_lora
+    times = {"plain-vllm": plain_times} | {k: [] for k in runs}
     centre_s = []
     for _ in range(args.repeats):
-        times["vllm-pop"].append(vllm_population())
-        times["hf-patched"].append(hf_patched())
+        for k, run in runs.items():
+            times[k].append(run())
         backend.refresh()  # what the loop does after every update
         centre_s.append(backend.timings["centre_s"])
     backend.close()
+    if "vllm-own-op" in runs:
+        adapter_s[:] = adapter_s[::2]  # the fast-op runs' writes (the same work either way)
     best = {k: min(v) for k, v in times.items()}
     for k, v in times.items():
         each = " ".join(f"{x:.2f}" for x in v)
@@ -277,6 +295,13 @@ def vllm_main(args, model, tokenizer, prompts, targets, config, rows: int, token
     refresh_share = (adapters + centre) / best["vllm-pop"]
     print(f"refresh per generation: adapters {adapters:.3f} s ({adapters / best['vllm-pop']:.1%}), centre reload "
           f"{centre:.3f} s ({centre / best['vllm-pop']:.1%}) of a {best['vllm-pop']:.2f} s vLLM population rollout")
+    if "vllm-own-op" in runs:
+        print(f"vLLM's own CPU LoRA ops instead of trainer.vllm_cpu_lora's: vllm_vs_hf_population "
+              f"{best['hf-patched'] / best['vllm-own-op']:.3f}")
+    load_end = os.getloadavg()
+    print(f"conditions: {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, load average (1 min) "
+          f"{load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end; LoRA term "
+          f"{'trainer.vllm_cpu_lora' if backend.fast_lora else 'vLLM own ops'}")
     print(f"vllm_vs_hf_population={best['hf-patched'] / best['vllm-pop']:.3f} "
           f"vllm_vs_plain_vllm={best['plain-vllm'] / best['vllm-pop']:.3f} refresh_share={refresh_share:.4f}")
 

@@ -1,21 +1,22 @@
 """A faster multi-LoRA product for vLLM's CPU engine, installed by esfit's worker extension.
 
-vLLM's CPU LoRA path (``PunicaWrapperCPU``, vLLM 0.32) computes each layer's adapter term by
-gathering every token's own factors, ``lora_a[token_slot]`` (T, r, in) and ``lora_b[token_slot]``
-(T, out, r), and multiplying them with ``einsum``: per slice of a fused layer a buffer, two
-``repeat_interleave``, two gathers and two batched products, and in a prefill of T tokens the
-gathers copy T·r·(in + out) numbers per slice. With the few small adapters of an ES population
-(L slots of rank r, L·r in the tens) it is cheaper to multiply every token with *all* slots'
-factors in one matrix product and keep each token's own columns:
+vLLM's CPU LoRA path (``PunicaWrapperCPU``, vLLM 0.32) computes each layer's adapter term with,
+per slice of a fused layer, a fresh buffer, two ``repeat_interleave``, two gathers of every
+token's own factors, ``lora_a[slot]`` (T, r, in) and ``lora_b[slot]`` (T, out, r), and two
+``einsum`` batched products. With the few small adapters of an ES population (L slots of rank r,
+L·r in the tens) fewer, larger operations do the same:
 
-    h = (x @ A_allᵀ)[t, slot_t·r : slot_t·r + r]        (T, r)     A_all (L·r, in)
-    y[:, slice] += onehot(slot_t, h) @ B_all             (T, out)   B_all (L·r, out)
+- rank 1: a decode step (at most :data:`GATHER_TOKENS` tokens) gathers each token's row of
+  lora_A and forms ``h = Σ x ⊙ a_slot`` in one multiply-sum; a prefill multiplies every token with
+  all slots, ``x @ A_allᵀ`` (T, L), in one GEMM and keeps each token's column; then
+  ``y[:, slice] += h · b_slot`` in one fused multiply-add over the gathered rows of lora_B;
+- rank r > 1: ``h = (x @ A_allᵀ)[t, slot_t·r : slot_t·r + r]`` and
+  ``y[:, slice] += onehot(slot_t, h) @ B_all``, two GEMMs of T × L·r.
 
-two GEMMs of T × L·r per slice and no copies of factors. It is exact (the same products, summed in
-another order) and costs about L·r·(in + out) multiply-adds per token where the layer costs in·out,
-so it is used only while that is at most :data:`MAX_EXTRA` of the layer; otherwise, and for tensor
-parallel, sharded or mixed-dtype cases, vLLM's own path runs. Tokens without an adapter (slot −1)
-get no term, as in vLLM.
+The numbers are the same products, summed in another order. The all-slots GEMMs cost about
+L·r·(in + out) multiply-adds per token where the layer costs in·out, so this path is used only
+while that is at most :data:`MAX_EXTRA` of the layer; otherwise, and for tensor parallel, sharded
+or mixed-dtype cases, vLLM's own path runs. Tokens without an adapter (slot −1) get no term.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import types
 import torch
 
 MAX_EXTRA = 0.25  # the all-slots products may add at most this share of the layer's own multiply-adds
+GATHER_TOKENS = 128  # up to this many tokens (decode steps) a rank-1 shrink gathers rows instead
 
 
 def install(wrapper) -> bool:
@@ -81,22 +83,29 @@ def add_lora_linear(self, y: torch.Tensor, x: torch.Tensor, lora_a_stacked, lora
     for a, b, width in zip(lora_a_stacked, lora_b_stacked, output_slices):
         n, _, r, d_in = a.shape  # (L, 1, r, in), (L, 1, out, r)
         d_out = b.shape[2]
-        p = torch.mm(x2, a.view(n * r, d_in).t())  # (T, L·r): every token with every slot
-        if r == 1:
-            h = p.gather(1, slots)  # (T, 1)
-            b_all = b.view(n, d_out)  # (L, out)
-        else:
-            cols = slots * r + torch.arange(r, device=slots.device)  # (T, r)
-            h = p.gather(1, cols)
-            b_all = b.view(n, d_out, r).transpose(1, 2).reshape(n * r, d_out)
-            slots_r = cols
-        if keep is not None:
-            h = h * keep
-        if scale != 1.0:
-            h = h * scale
-        onehot = torch.zeros_like(p).scatter_(1, slots if r == 1 else slots_r, h)  # (T, L·r)
-        y2[:, offset:offset + width].addmm_(onehot, b_all[:, :width])
+        out = y2[:, offset:offset + min(width, d_out)]
         offset += width
+        if r == 1:
+            if t <= GATHER_TOKENS:  # a decode step: each token's own row, one fused multiply-sum
+                h = (x2 * a.view(n, d_in).index_select(0, slots.view(-1))).sum(-1, keepdim=True)  # (T, 1)
+            else:  # a prefill: every token with every slot in one GEMM, each token's column kept
+                h = torch.mm(x2, a.view(n, d_in).t()).gather(1, slots)
+            h = _masked(h, keep, scale)
+            out.addcmul_(b.view(n, d_out).index_select(0, slots.view(-1))[:, :out.shape[1]], h)
+            continue
+        cols = slots * r + torch.arange(r, device=slots.device)  # (T, r): each token's slot columns
+        p = torch.mm(x2, a.view(n * r, d_in).t())  # (T, L·r)
+        h = _masked(p.gather(1, cols), keep, scale)
+        onehot = torch.zeros_like(p).scatter_(1, cols, h)  # (T, L·r)
+        b_all = b.view(n, d_out, r).transpose(1, 2).reshape(n * r, d_out)  # (L·r, out)
+        out.addmm_(onehot, b_all[:, :out.shape[1]])
+
+
+def _masked(h: torch.Tensor, keep: torch.Tensor | None, scale: float) -> torch.Tensor:
+    """``h`` with the tokens without an adapter zeroed and ``scale`` applied."""
+    if keep is not None:
+        h = h * keep
+    return h * scale if scale != 1.0 else h
 
 
 def _pays(x: torch.Tensor, lora_a_stacked, lora_b_stacked) -> bool:

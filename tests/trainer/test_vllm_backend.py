@@ -202,9 +202,10 @@ def test_the_loop_learns_the_same_on_both_backends_under_greedy_decoding(engine,
 
 @pytest.mark.vllm
 @pytest.mark.parametrize("rank", [1, 8])
-def test_the_all_slots_lora_product_equals_vllms_own(rank):
-    """trainer.vllm_cpu_lora against vLLM's CPU LoRA ops on one fused layer (3 slices), with a token
-    that has no adapter (slot -1) and a prefill-like batch of several tokens per request."""
+@pytest.mark.parametrize("repeat", [1, 20])  # 11 tokens (a decode step's branch), 220 (a prefill's)
+def test_the_all_slots_lora_product_equals_vllms_own(rank, repeat):
+    """trainer.vllm_cpu_lora against vLLM's CPU LoRA ops on one fused layer (3 slices), with tokens
+    that have no adapter (slot -1) and several tokens per request."""
     pytest.importorskip("vllm")
     from vllm.lora.punica_wrapper.punica_cpu import PunicaWrapperCPU
 
@@ -212,9 +213,10 @@ def test_the_all_slots_lora_product_equals_vllms_own(rank):
 
     gen = torch.Generator().manual_seed(0)
     slots, d_in, outs = 6, 32, (32, 16, 16)
-    slot_of_token = torch.tensor([0, 0, 3, 5, 5, 5, -1, 2, 1, 4, 4])
+    slot_of_token = torch.tensor([0, 0, 3, 5, 5, 5, -1, 2, 1, 4, 4]).repeat(repeat)
     t = slot_of_token.numel()
-    wrapper = PunicaWrapperCPU(64, 8, "cpu")
+    assert (t <= vllm_cpu_lora.GATHER_TOKENS) == (repeat == 1)
+    wrapper = PunicaWrapperCPU(512, 256, "cpu")
     wrapper._token_lora_indices[:t] = slot_of_token
     wrapper.indices_len[:] = [t, t, t, t]
     wrapper._update_prefill_metadata(slot_of_token)
