@@ -256,9 +256,13 @@ def vllm_main(args, model, tokenizer, prompts, targets, config, rows: int, token
         assert out.rows == rows and out.new_tokens == tokens
         return elapsed
 
+    hf_term: list[str] = []
+
     def hf_patched() -> float:
         pop = population(next(pops))
         with PopulationPatch(targets) as patch:
+            with patch.members(pop):
+                hf_term[:] = ["fused kernel" if patch.fused_layers else "torch ops"]
             t = time.perf_counter()
             out = generate_rollouts(model, tokenizer, prompts, config, patch=patch, population=pop)
             elapsed = time.perf_counter() - t
@@ -301,7 +305,7 @@ def vllm_main(args, model, tokenizer, prompts, targets, config, rows: int, token
     load_end = os.getloadavg()
     print(f"conditions: {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, load average (1 min) "
           f"{load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end; LoRA term "
-          f"{'trainer.vllm_cpu_lora' if backend.fast_lora else 'vLLM own ops'}")
+          f"{'trainer.vllm_cpu_lora' if backend.fast_lora else 'vLLM own ops'} (vLLM), {hf_term[0]} (HF)")
     print(f"vllm_vs_hf_population={best['hf-patched'] / best['vllm-pop']:.3f} "
           f"vllm_vs_plain_vllm={best['plain-vllm'] / best['vllm-pop']:.3f} refresh_share={refresh_share:.4f}")
 
