@@ -37,7 +37,7 @@ def install(wrapper) -> bool:
     if type(wrapper).__name__ != "PunicaWrapperCPU":
         return False
     wrapper._esfit_original = wrapper.add_lora_linear
-    wrapper._esfit_slots = None  # (version, T) -> (slots clamped (T, 1), keep (T, 1) or None)
+    wrapper._esfit_slots = None  # (key of the token indices, slots (T, 1) clamped to ≥ 0, keep (T, 1) or None)
     wrapper.add_lora_linear = types.MethodType(add_lora_linear, wrapper)
     return True
 
