@@ -40,15 +40,16 @@ from infoextract import Extraction
 
 __all__ = ["Term", "term", "Fitness", "FitnessResult", "build_fitness", "parse_spec", "DEFAULT_SPEC"]
 
-# Recall of the references' distinct facts (kind-balanced) plus the precision side (kind-balanced
-# F1@K: facts supported by the references, recall capped at their median depth) and a depth match
-# (W1 of log supported depth). Weights chosen on REALSumm (system level) and SQuALITY (per response)
-# together, from a grid with recall at 1, F1@K in {0, 1/8, 1/4, 3/8, 1/2, 3/4, 1} and W1 in
-# {0, 1/8, ..., 1/2}: the mix with the highest REALSumm tau among those no worse than any of their own
-# components on either set (more F1@K ranks REALSumm's systems better and SQuALITY's responses
-# worse; at 1/2 SQuALITY falls below recall alone). The agreement figures in the README are
-# in-sample for these weights (benchmarks/realsumm_agreement.py, benchmarks/squality_agreement.py).
-DEFAULT_SPEC = "recall:1.0 + f1_at_k:0.375 + w1_depth:-0.25"
+# Recall of the references' distinct facts (kind-balanced; a fact found only as words of one sentence
+# of the answer, not as a matched fact, counts 0.75) plus the precision side (kind-balanced F1@K: facts
+# supported by the references, recall capped at their median depth) and a depth match (W1 of log
+# supported depth). Chosen on REALSumm (system level) and SQuALITY (per response) together, from a
+# grid (the words credit in {0.5, 0.625, 0.75, 0.875, 1}, F1@K in {1/8, ..., 3/8}, W1 in {0, -1/8,
+# -1/4, -3/8}; README): the mix with the highest REALSumm tau among those no worse than any of their
+# own components on either set (more F1@K ranks REALSumm's systems better and SQuALITY's responses
+# worse). The agreement figures in the README are in-sample for these weights
+# (benchmarks/realsumm_agreement.py, benchmarks/squality_agreement.py).
+DEFAULT_SPEC = "recall(words=0.75):1.0 + f1_at_k:0.25 + w1_depth:-0.125"
 
 
 @dataclass(frozen=True)

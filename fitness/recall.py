@@ -36,11 +36,12 @@ def _groups(ctx: PromptContext, pyramid: bool) -> list[tuple]:
 
 
 def answer_recall(ctx: PromptContext, index: SupportIndex, *, balance: str | None = "kind",
-                  pyramid: bool = False) -> float:
-    """Recall of the references' facts in one answer (``index`` built from the answer)."""
+                  pyramid: bool = False, words: float = 1.0) -> float:
+    """Recall of the references' facts in one answer (``index`` built from the answer); a fact
+    found only by the ``words`` rule counts ``words`` (:meth:`SupportIndex.support_scores`)."""
     per_group = []  # kind -> share of that group's facts of the kind present
     for facts in _groups(ctx, pyramid):
-        hit = index.supports(facts)
+        hit = index.support_scores(facts, words=words)
         if balance != "kind":
             per_group.append({"all": float(hit.mean())})
             continue
@@ -59,22 +60,27 @@ def answer_recall(ctx: PromptContext, index: SupportIndex, *, balance: str | Non
 
 
 @register("recall", higher_is_better=True)
-def recall_score(*, balance: str | None = "kind", words: bool = True, pyramid: bool = False):
+def recall_score(*, balance: str | None = "kind", words: bool | float = True, pyramid: bool = False):
     """Mean recall of the answers: the share of the references' distinct facts present in the
-    answer (presence rules, plus the answer's sentence words when ``words``); with
+    answer (presence rules, plus the answer's sentence words when ``words``: a number in [0, 1]
+    is the credit of a fact found only through them, ``True`` = 1, ``False`` = 0); with
     ``pyramid=True``, per reference and averaged over the references (a fact k references state
     counts k times); with ``balance="kind"`` (default), per fact kind, weighted by the kinds'
     shares in the references. Higher is better; 0 for no answer."""
     if balance not in ("kind", None):
         raise ValueError(f"balance must be 'kind' or None, got {balance!r}")
+    if isinstance(words, str) or not 0 <= float(words) <= 1:
+        raise ValueError(f"words must be a bool or a number in [0, 1] (the credit of a fact found only "
+                         f"through the answer's sentence words), got {words!r}")
+    credit = float(words)
 
     def component(ctx: PromptContext) -> float:
         if not ctx.candidates or not ctx.references:
             return 0.0
         vals = []
         for e in ctx.candidates:
-            index = SupportIndex.from_extractions([e]) if words else SupportIndex.build(e.unique_facts)
-            vals.append(answer_recall(ctx, index, balance=balance, pyramid=pyramid))
+            index = SupportIndex.from_extractions([e]) if credit else SupportIndex.build(e.unique_facts)
+            vals.append(answer_recall(ctx, index, balance=balance, pyramid=pyramid, words=credit))
         return float(np.mean(vals))
 
     return component

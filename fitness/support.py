@@ -294,20 +294,30 @@ class SupportIndex:
 
     def supports(self, facts: Iterable[Fact]) -> np.ndarray:
         """A boolean per fact: is it stated on the indexed side?"""
+        return self.support_scores(facts) > 0
+
+    def support_scores(self, facts: Iterable[Fact], *, words: float = 1.0) -> np.ndarray:
+        """Per fact, 1 when a rule other than ``words`` finds it on the indexed side, ``words`` when
+        only the ``words`` rule does (its content words in one sentence: weaker evidence than a
+        matched fact), 0 when nothing does."""
+        if not 0 <= words <= 1:
+            raise ValueError(f"words must be in [0, 1] (the credit of a words-only match), got {words!r}")
         facts = list(facts)
-        out = np.zeros(len(facts), dtype=bool)
+        out = np.zeros(len(facts), dtype=float)
         fuzzy_todo: dict[str, list[int]] = {}
         for i, f in enumerate(facts):
-            if self._match(f, fuzzy=False) is not None:
-                out[i] = True
-            elif (f.kind not in ("quantity", "date") or "number" not in self.rules or self._number(f) is None) \
-                    and self._fuzzy_on and self.by_kind.get(f.kind):
+            m = self._match(f, fuzzy=False)
+            if m is not None:
+                out[i] = 1.0 if m.how != "words" else words
+            if (m is None or m.how == "words" and words < 1) and self._fuzzy_on and self.by_kind.get(f.kind) \
+                    and (f.kind not in ("quantity", "date") or "number" not in self.rules or self._number(f) is None):
                 fuzzy_todo.setdefault(f.kind, []).append(i)
         for kind, idx in fuzzy_todo.items():
             # one vectorised call per kind: a (facts x indexed keys) similarity matrix
             scores = process.cdist([facts[i].key for i in idx], self.by_kind[kind], scorer=fuzz.token_sort_ratio,
                                    score_cutoff=self.fuzzy_threshold, workers=1)
-            out[np.array(idx)] = scores.max(axis=1) >= self.fuzzy_threshold
+            hit = scores.max(axis=1) >= self.fuzzy_threshold  # fuzzy comes before words: a full match
+            out[np.array(idx)[hit]] = 1.0
         return out
 
 

@@ -71,7 +71,7 @@ def test_toml_and_mapping(tmp_path):
 def test_default_spec_builds_and_mixes_recall_precision_and_depth():
     f = build_fitness(None)
     assert repr(f) == repr(build_fitness(DEFAULT_SPEC))
-    assert {t.label for t in f.terms} == {"recall", "f1_at_k", "w1_depth"}
+    assert {t.label for t in f.terms} == {"recall(words=0.75)", "f1_at_k", "w1_depth"}
 
 
 def test_score_reports_components_and_is_higher_for_a_better_answer():

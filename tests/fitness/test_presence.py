@@ -127,6 +127,19 @@ def test_words_of_one_sentence_support_a_triple(ex):
     assert p.present and how(p)["president|sign|bill"] == "words"
 
 
+def test_support_scores_give_a_words_only_match_partial_credit(ex):
+    statement = ex.extract(["The president signed the bill."])[0]
+    index = SupportIndex.from_extractions(ex.extract(["The bill was signed by President Obama on Tuesday."]))
+    facts = statement.unique_facts
+    by_key = dict(zip((f.key for f in facts), index.support_scores(facts, words=0.75)))
+    assert by_key["president|sign|bill"] == 0.75          # found only as words of one sentence
+    assert by_key["bill"] == 1.0                          # the concept, matched by key
+    assert index.support_scores(facts).tolist() == index.supports(facts).astype(float).tolist()
+    assert index.support_scores(facts, words=0)[[f.key for f in facts].index("president|sign|bill")] == 0
+    with pytest.raises(ValueError, match="words"):
+        index.support_scores(facts, words=1.5)
+
+
 def test_unrelated_statements_are_absent(ex):
     p = check(ex, "The council closed the public library.")
     assert not p.present and p.score < 0.3 and p.found == ()

@@ -42,6 +42,12 @@ def test_kind_balance_and_sentence_words():
     worded = ext("selwick", kind="entity", sentences=(("bridge", "open", "1934"),))
     assert recall([worded], refs) == pytest.approx(0.75)
     assert recall([worded], refs, "recall(words=0)") == pytest.approx(0.25)
+    # a words-only match is weaker evidence than a matched fact: with words=0.75 the triple and
+    # the concept found as sentence words count 0.75 each; the entity, matched exactly, counts 1
+    assert recall([worded], refs, "recall(words=0.75)") == pytest.approx(0.25 + 0.25 * 0.75 + 0.5 * 0.5 * 0.75)
+    assert recall([worded], refs, "recall(words=1)") == recall([worded], refs)
+    with pytest.raises(ValueError, match="words"):
+        build_fitness("recall(words=2)")
 
 
 def test_no_answer_or_no_reference_facts_is_zero():
