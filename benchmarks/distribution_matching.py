@@ -15,6 +15,12 @@ one run:
 - ``sft``: TRL's ``SFTTrainer`` on the human references (its budget counts the reference tokens it
   trains on: SFT generates none).
 
+ES stops early on the validation split (``--validation-data``, by default the mentions corpus's
+validation prompts; ``none`` turns it off): every ``validation_every`` generations, at the start and
+at the end, the centre model's set fitness on K = ``--eval-k`` answers per validation prompt;
+after ``patience`` evaluations without improvement the run stops, and it ends on the best weights
+(:class:`trainer.EarlyStopping`). The baselines train for the whole budget.
+
 Evaluation (the same function for every method and seed): K = ``--eval-k`` sampled answers per
 held-out prompt with fixed seeds (common to all methods), the set statistics of
 :func:`fitness.set_report` per prompt (JS of the fact shares, precision, depth, diversity) with
@@ -85,7 +91,7 @@ class Settings:
     eval_k: int = 8
     token_budget: int = 32_000  # ES: 8 generations of 8 members x 4 prompts x 4 answers x 32 tokens (4,096)
     eval_points: int = 2  # evaluations along the way (the curve), besides before and after
-    # ES only, off unless --validation-data is given: early stopping on the validation split (the set
+    # ES only (--validation-data; "none" turns it off): early stopping on the validation split (the set
     # fitness of K = eval_k answers every ``validation_every`` generations, at the start and at the
     # end; stop after ``patience`` evaluations without improvement; end on the best weights)
     validation_data: str = ""
@@ -334,6 +340,11 @@ def summarise(before: SetReport, runs: dict[str, list[dict]], n_boot: int) -> di
     return rows
 
 
+def _ended(row: dict) -> str:
+    gens = row.get("ended_on_generation")
+    return f" (ended on generations {','.join(map(str, gens))})" if gens else ""
+
+
 def table(before: SetReport, rows: dict[str, dict]) -> str:
     head = (f"{'method':<9} {'held-out JS before -> after (95% CI of the change, per seed)':<64} "
             f"{'precision':>15} {'depth':>11} {'diversity':>11} {'tokens':>8} {'wall s':>7} {'peak kept':>9} seeds")
@@ -347,7 +358,7 @@ def table(before: SetReport, rows: dict[str, dict]) -> str:
                      f"{before.mean['depth']:.1f}->{np.mean(r['depth_after']):.1f} "
                      f"{before.mean['diversity']:.2f}->{np.mean(r['diversity_after']):.2f} "
                      f"{int(np.mean(r['tokens'])):>8} {np.mean(r['wall_s']):>7.0f} {np.nanmin(r['peak_kept'] + [np.inf]):>9.2f} "
-                     f"{','.join(map(str, r['seeds']))}")
+                     f"{','.join(map(str, r['seeds']))}{_ended(r)}")
     return "\n".join(lines)
 
 
@@ -418,9 +429,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
                         help="a shared setting: max_new_tokens, temperature, group, prompts_per_step, eval_points; "
                              "with --validation-data also validation_every, patience")
-    parser.add_argument("--validation-data", type=Path, default=None,
-                        help="es only: stop early on these prompts (the validation split, disjoint from the training "
-                             "and held-out ones) and end on the best weights; see --setting validation_every, patience")
+    parser.add_argument("--validation-data", default=None,
+                        help="es only: stop early on these prompts (a validation split, disjoint from the training "
+                             "and held-out ones) and end on the best weights; see --setting validation_every, patience. "
+                             "Default: the mentions corpus's validation split when training on its train split; "
+                             "'none' turns early stopping off")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "distribution_matching")
     parser.add_argument("--cache", type=Path, default=None, help="sqlite extraction cache (default: <out>/extract.sqlite)")
     parser.add_argument("--n-boot", type=int, default=1000)
@@ -457,17 +470,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     overlap = set(train.ids) & set(held.ids)
     if overlap:
         parser.error(f"--eval-data shares prompt ids with --train-data ({sorted(overlap)[:3]}): use disjoint splits")
-    if args.validation_data:
+    if args.validation_data is None and args.train_data.resolve() == (CORPUS / "train.jsonl").resolve():
+        args.validation_data = str(CORPUS / "validation.jsonl")
+    if args.validation_data and args.validation_data.lower() != "none":
         val_ids = set(load_prompt_set(args.validation_data).ids)
         for name, ids in (("--train-data", train.ids), ("--eval-data", held.ids)):
             if val_ids & set(ids):
-                parser.error(f"--validation-data shares prompt ids with {name} "
-                             f"({sorted(val_ids & set(ids))[:3]}): use disjoint splits")
+                parser.error(f"--validation-data {args.validation_data} shares prompt ids with {name} "
+                             f"({sorted(val_ids & set(ids))[:3]}): use disjoint splits, or --validation-data none "
+                             "to train without early stopping")
         settings.validation_data = str(args.validation_data)
     extractor = Extractor(cache=str(args.cache or args.out / "extract.sqlite"))
     print(f"train {args.train_data} ({len(train)} prompts), evaluate on {args.eval_data} ({len(held)} prompts), "
           f"K={settings.eval_k}, budget {settings.token_budget} tokens, es seeds {seeds}, other seeds {base_seeds}, "
-          f"methods {methods}", flush=True)
+          f"methods {methods}, es early stopping on {settings.validation_data or 'nothing (off)'}", flush=True)
     print(f"settings: {dataclasses.asdict(settings)}", flush=True)
     evaluator = Evaluator(held, settings, extractor, n_boot=args.n_boot)
     t0 = time.perf_counter()

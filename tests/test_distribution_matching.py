@@ -53,8 +53,21 @@ def test_rows_and_table_carry_each_methods_own_seeds():
 
 
 def test_a_validation_split_that_shares_prompts_is_refused(tmp_path, capsys):
-    train = REPO / "datasets" / "mentions" / "train.jsonl"
+    corpus = REPO / "datasets" / "mentions"
     with pytest.raises(SystemExit) as err:
-        dm.main(["--validation-data", str(train), "--methods", "es", "--out", str(tmp_path / "out")])
+        dm.main(["--validation-data", str(corpus / "train.jsonl"), "--methods", "es", "--out", str(tmp_path / "out")])
     assert err.value.code == 2
-    assert "--validation-data shares prompt ids with --train-data" in capsys.readouterr().err
+    assert "shares prompt ids with --train-data" in capsys.readouterr().err
+    # tuning on the validation split: the default early stopping would watch the reported prompts
+    with pytest.raises(SystemExit) as err:
+        dm.main(["--eval-data", str(corpus / "validation.jsonl"), "--methods", "es", "--out", str(tmp_path / "out")])
+    message = capsys.readouterr().err
+    assert err.value.code == 2 and "shares prompt ids with --eval-data" in message and "--validation-data none" in message
+
+
+def test_the_table_names_the_generation_each_early_stopped_run_ended_on():
+    before = report([0.6, 0.7])
+    runs = {"es": [dict(run([[0.5, 0.6]], [0.55, 0.65], s), stopped_at=g) for s, g in ((0, 8), (1, 4))]}
+    rows = dm.summarise(before, runs, n_boot=100)
+    assert rows["es"]["ended_on_generation"] == [8, 4]
+    assert dm.table(before, rows).splitlines()[-1].endswith("0,1 (ended on generations 8,4)")
