@@ -100,9 +100,12 @@ class Settings:
     set_spec: str = SET_SPEC
     per_sample_spec: str = PER_SAMPLE_SPEC
     es: dict[str, Any] = dataclasses.field(default_factory=lambda: dict(
-        population_size=8, rank=1, sigma=1e-2, learning_rate=3e-4, shaping="zscore", group_by_prompt=True))
+        population_size=8, rank=1, sigma=1e-2, learning_rate=4.5e-4, schedule="cosine", schedule_generations=8,
+        final_lr_fraction=0.33, shaping="zscore", group_by_prompt=True))
     # chosen on the validation split (README, "Set-level training"): sigma 3e-3 gives member differences
-    # that do not carry over between prompts; learning rate 6e-4 or 1e-3 at sigma 1e-2 breaks the model
+    # that do not carry over between prompts; a constant learning rate of 6e-4 or 1e-3 at sigma 1e-2
+    # breaks the model; the cosine schedule 4.5e-4 -> 1.5e-4 over 8 generations beat the constant 3e-4
+    # on 3 seeds (mean -0.062 against -0.049)
     grpo: dict[str, Any] = dataclasses.field(default_factory=dict)
     sft: dict[str, Any] = dataclasses.field(default_factory=dict)
 
