@@ -70,7 +70,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from esfit.config import parse_value  # noqa: E402
-from esfit.prompts import PromptSet, load_prompt_set  # noqa: E402
+from esfit.prompts import PromptSet, load_prompt_set, shared_prompt_ids  # noqa: E402
 from fitness import SetReport, paired_delta_ci, set_report  # noqa: E402
 
 METHODS = ("es", "grpo", "grpo_loo", "sft")
@@ -470,19 +470,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     train = load_prompt_set(args.train_data, limit=args.max_train_prompts)
     held = load_prompt_set(args.eval_data, limit=args.max_eval_prompts)
-    overlap = set(train.ids) & set(held.ids)
-    if overlap:
-        parser.error(f"--eval-data shares prompt ids with --train-data ({sorted(overlap)[:3]}): use disjoint splits")
     if args.validation_data is None and args.train_data.resolve() == (CORPUS / "train.jsonl").resolve():
         args.validation_data = str(CORPUS / "validation.jsonl")
+    splits = {"--train-data": train, "--eval-data": held}
     if args.validation_data and args.validation_data.lower() != "none":
-        val_ids = set(load_prompt_set(args.validation_data).ids)
-        for name, ids in (("--train-data", train.ids), ("--eval-data", held.ids)):
-            if val_ids & set(ids):
-                parser.error(f"--validation-data {args.validation_data} shares prompt ids with {name} "
-                             f"({sorted(val_ids & set(ids))[:3]}): use disjoint splits, or --validation-data none "
-                             "to train without early stopping")
+        splits[f"--validation-data {args.validation_data}"] = load_prompt_set(args.validation_data)
         settings.validation_data = str(args.validation_data)
+    shared = shared_prompt_ids(splits)
+    if shared:
+        a, b, ids = shared
+        hint = ", or --validation-data none to train without early stopping" if b.startswith("--validation") else ""
+        parser.error(f"{b} shares prompt ids with {a} ({ids[:3]}): use disjoint splits{hint}")
     extractor = Extractor(cache=str(args.cache or args.out / "extract.sqlite"))
     print(f"train {args.train_data} ({len(train)} prompts), evaluate on {args.eval_data} ({len(held)} prompts), "
           f"K={settings.eval_k}, budget {settings.token_budget} tokens, es seeds {seeds}, other seeds {base_seeds}, "

@@ -9,13 +9,14 @@ question" as one user message through its chat template (``prompt_template``).
 from __future__ import annotations
 
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from infoextract import Record, group_by_prompt, read_records
 
 __all__ = ["DEFAULT_PROMPT_TEMPLATE", "PromptSet", "TemplateError", "check_prompt_template", "format_user_message",
-           "load_prompt_set"]
+           "load_prompt_set", "shared_prompt_ids"]
 
 # the passage, a blank line, the question
 DEFAULT_PROMPT_TEMPLATE = "{source}\n\n{prompt}"
@@ -89,6 +90,18 @@ class PromptSet:
                                         texts_by_prompt)
             for text in texts
         ]
+
+
+def shared_prompt_ids(sets: Mapping[str, PromptSet]) -> tuple[str, str, list[str]] | None:
+    """The first pair of ``sets`` (in their order) that share prompt ids, as (the earlier name, the
+    later name, the shared ids sorted); None when they are all disjoint."""
+    names = list(sets)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            overlap = set(sets[a].ids) & set(sets[b].ids)
+            if overlap:
+                return a, b, sorted(overlap)
+    return None
 
 
 def load_prompt_set(path: str | Path, *, data_format: str = "jsonl", template: str = DEFAULT_PROMPT_TEMPLATE,

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from esfit.config import ConfigError, TrainConfig
 from esfit.fitness_glue import FitnessError, build_population_fitness
-from esfit.prompts import PromptSet, load_prompt_set
+from esfit.prompts import PromptSet, load_prompt_set, shared_prompt_ids
 from esfit.runlog import (
     Resume,
     RunLock,
@@ -197,14 +197,12 @@ def _prompt_sets(config: TrainConfig) -> dict[str, PromptSet]:
     for name, path in (("eval", config.eval_data), ("validation", config.validation_data)):
         if path:
             sets[name] = load_prompt_set(path, limit=config.max_eval_prompts, **kw)
-    names = list(sets)
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            overlap = set(sets[a].ids) & set(sets[b].ids)
-            if overlap:
-                raise ConfigError(f"{b}_data shares prompt ids with {a}_data ({sorted(overlap)[:5]}): training, "
-                                  "validation and held-out prompts must be disjoint (held-out prompts must not be "
-                                  "trained on); split the corpus by prompt id")
+    shared = shared_prompt_ids(sets)
+    if shared:
+        a, b, ids = shared
+        raise ConfigError(f"{b}_data shares prompt ids with {a}_data ({ids[:5]}): training, "
+                          "validation and held-out prompts must be disjoint (held-out prompts must not be "
+                          "trained on); split the corpus by prompt id")
     return sets
 
 

@@ -30,3 +30,15 @@ def test_bad_templates_name_the_option_and_the_fix(template, message):
     assert "{prompt} for the question" in str(info.value)
     with pytest.raises(TemplateError, match=r"^--prompt-template="):
         check_prompt_template(template, option="--prompt-template")
+
+
+def test_shared_prompt_ids_names_the_first_pair_that_shares_prompts():
+    from esfit.prompts import PromptSet, shared_prompt_ids
+
+    def prompts(*ids):
+        return PromptSet(list(ids), [f"q {i}" for i in ids], [None] * len(ids), {i: [] for i in ids}, [[] for _ in ids])
+
+    assert shared_prompt_ids({"train": prompts("a", "b"), "eval": prompts("c")}) is None
+    sets = {"train": prompts("a", "b"), "eval": prompts("c", "d"), "validation": prompts("d", "b", "e")}
+    assert shared_prompt_ids(sets) == ("train", "validation", ["b"])
+    assert shared_prompt_ids({"eval": sets["eval"], "validation": sets["validation"]}) == ("eval", "validation", ["d"])
