@@ -106,10 +106,8 @@ def js_divergence(p, q, *, base: float | None = None) -> float:
     # computed here rather than as scipy's jensenshannon(p, q) ** 2: for nearly equal p and q its
     # rounding can go below zero under the square root and return nan
     m = 0.5 * (p + q)
-    js = 0.5 * float(rel_entr(p, m).sum() + rel_entr(q, m).sum())
-    if base is not None:
-        js /= np.log(base)
-    return float(min(max(js, 0.0), np.log(2) / np.log(base) if base is not None else np.log(2)))
+    js = min(max(0.5 * float(rel_entr(p, m).sum() + rel_entr(q, m).sum()), 0.0), np.log(2))  # nats, rounding clipped
+    return float(js / np.log(base) if base is not None else js)
 
 
 def tv_divergence(p, q) -> float:
