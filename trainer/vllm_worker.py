@@ -141,7 +141,7 @@ class PopulationWorkerExtension:
         pairs = torch.as_tensor(member_pairs, dtype=torch.long)
         coef = (torch.as_tensor(signs, dtype=torch.float32) * scale).view(-1, 1, 1)  # (m, 1, 1)
         used = _rows(rows[:m])  # the buffers' rows of slots 1..m: a slice where they are contiguous
-        unused = rows[m:]
+        all_rows, unused = torch.as_tensor(rows), torch.as_tensor(rows[m:], dtype=torch.long)
         with torch.no_grad():
             for module_name, pieces in by_module.items():
                 module = adapters.modules[module_name]
@@ -152,18 +152,17 @@ class PopulationWorkerExtension:
                     lora_a, lora_b = module.lora_a_stacked[piece], module.lora_b_stacked[piece]  # (L,1,R,in), (L,1,out,R)
                     name = pieces.get(piece)
                     if name is None:  # a sibling that is not a target: no term
-                        lora_a.index_fill_(0, torch.as_tensor(rows), 0)
-                        lora_b.index_fill_(0, torch.as_tensor(rows), 0)
+                        lora_a.index_fill_(0, all_rows, 0)
+                        lora_b.index_fill_(0, all_rows, 0)
                         continue
                     a, b = factors[name]  # (pairs, out, r), (pairs, in, r)
                     out_f, in_f = a.shape[1], b.shape[1]
                     # one copy per buffer: every member's rows at once (lora_B = s_i σ/√r A_j, lora_A = B_jᵀ)
                     _put(lora_b, used, (a[pairs] * coef).to(lora_b.dtype), out_f, rank)
                     _put(lora_a, used, b[pairs].transpose(1, 2).to(lora_a.dtype), rank, in_f)
-                    if unused:
-                        idx = torch.as_tensor(unused)
-                        lora_a.index_fill_(0, idx, 0)
-                        lora_b.index_fill_(0, idx, 0)
+                    if unused.numel():
+                        lora_a.index_fill_(0, unused, 0)
+                        lora_b.index_fill_(0, unused, 0)
         return time.perf_counter() - t0
 
     def _esfit_draw(self, spec: dict, rank: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
