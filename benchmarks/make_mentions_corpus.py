@@ -31,12 +31,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 OUT_DIR = REPO / "datasets" / "mentions"
 SEED = 20261110
-SPLITS = ("train", "validation", "heldout")
+SPLITS = ("train", "validation", "heldout", "test")
 PROMPTS_PER_TOPIC = 12
 VALIDATION_PER_TOPIC = 2
 # held-out prompts per topic: 3 for the first ten topics, 2 for the other five, so 15 topics of 12
 # prompts give 110 train, 30 validation and 40 held-out prompts
 HELDOUT_PER_TOPIC = (3,) * 10 + (2,) * 5
+# the test split: 4 more prompts per topic (60), added after the benchmark's ES settings had been
+# chosen and the held-out prompts had been looked at (README, "Set-level training"); they are
+# written after the 180 prompts above, so those stay byte for byte what they were
+TEST_PER_TOPIC = 4
 N_REFERENCES = (6, 7, 8)
 MIN_WORDS, MAX_WORDS = 7, 45  # words per reference answer ("The Holmwick Lighthouse is 38 metres tall.")
 MAX_FACTS_PER_REFERENCE = 5
@@ -447,6 +451,12 @@ def build_corpus(seed: int = SEED) -> list[Prompt]:
         rng.shuffle(profiles)
         for i in range(1, PROMPTS_PER_TOPIC + 1):
             prompts.append(make_prompt(topic, i, split_of.get(i, "train"), profiles[i - 1], names, seed))
+    for t, topic in enumerate(TOPICS):
+        rng = random.Random(f"{seed}/{topic.name}/test-split")
+        profiles = [list(PROFILES)[(t + i) % len(PROFILES)] for i in range(TEST_PER_TOPIC)]
+        rng.shuffle(profiles)
+        for j, profile in enumerate(profiles):
+            prompts.append(make_prompt(topic, PROMPTS_PER_TOPIC + 1 + j, "test", profile, names, seed))
     prompts.sort(key=lambda p: (SPLITS.index(p.split), p.prompt_id))
     return prompts
 

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fitness import SupportIndex  # noqa: E402
 from infoextract import Extractor, Fact, read_records  # noqa: E402
 
-SPLITS = ("train", "validation", "heldout")
+SPLITS = ("train", "validation", "heldout", "test")
 
 
 def load(corpus: Path) -> tuple[list[dict], dict[str, list]]:

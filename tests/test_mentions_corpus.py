@@ -18,7 +18,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "datasets" / "mentions"
 SCRIPT = REPO / "benchmarks" / "make_mentions_corpus.py"
-SPLITS = ("train", "validation", "heldout")
+SPLITS = ("train", "validation", "heldout", "test")
 KINDS = {"entity", "quantity", "date", "relation"}
 
 
@@ -53,9 +53,10 @@ def by_prompt(records) -> dict[str, list[dict]]:
 
 def test_sizes_and_splits(records, design, by_prompt):
     prompts = {s: {r["prompt_id"] for r in records[s]} for s in SPLITS}
-    assert {s: len(p) for s, p in prompts.items()} == {"train": 110, "validation": 30, "heldout": 40}
-    assert not (prompts["train"] & prompts["validation"] or prompts["train"] & prompts["heldout"]
-                or prompts["validation"] & prompts["heldout"])
+    assert {s: len(p) for s, p in prompts.items()} == {"train": 110, "validation": 30, "heldout": 40, "test": 60}
+    for i, a in enumerate(SPLITS):
+        for b in SPLITS[i + 1:]:
+            assert not prompts[a] & prompts[b], (a, b)
     assert set(design) == set(by_prompt) == set().union(*prompts.values())
     for split in SPLITS:
         for r in records[split]:
@@ -145,9 +146,21 @@ def test_every_number_in_a_reference_is_in_its_passage(by_prompt):
 def test_generation_is_reproducible():
     gen = _load_generator()
     files = gen.render_files(gen.build_corpus())
-    assert sorted(files) == ["design.jsonl", "heldout.jsonl", "train.jsonl", "validation.jsonl"]
+    assert sorted(files) == ["design.jsonl", "heldout.jsonl", "test.jsonl", "train.jsonl", "validation.jsonl"]
     for name, content in files.items():
         assert content == (CORPUS / name).read_text(encoding="utf-8"), f"{name} differs from a fresh run"
+
+
+def test_the_test_split_leaves_the_first_180_prompts_as_they_were():
+    """The test split was added later: the other splits' prompts come first, unchanged in design
+    and order (their names are drawn before any test prompt's), and no test passage repeats one."""
+    gen = _load_generator()
+    prompts = gen.build_corpus()
+    splits = [p.split for p in prompts]
+    assert splits == sorted(splits, key=SPLITS.index) and splits.count("test") == 60
+    assert all(int(p.prompt_id.rsplit("-", 1)[1]) > gen.PROMPTS_PER_TOPIC for p in prompts if p.split == "test")
+    earlier = {p.source for p in prompts if p.split != "test"}
+    assert not earlier & {p.source for p in prompts if p.split == "test"}
 
 
 def test_datasets_is_not_a_package():
