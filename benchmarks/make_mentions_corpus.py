@@ -436,6 +436,14 @@ def make_prompt(topic: Topic, index: int, split: str, profile: str, names, seed:
                   [entry(f) for f in fact_ids if f in unmentioned], references, reference_facts, reference_items)
 
 
+def _profiles(topic_index: int, n: int, rng: random.Random) -> list[str]:
+    """The rate profiles of ``n`` prompts of one topic: the profiles in turn from the topic's own
+    offset (so every topic uses each about equally), in ``rng``'s order."""
+    profiles = [list(PROFILES)[(topic_index + i) % len(PROFILES)] for i in range(n)]
+    rng.shuffle(profiles)
+    return profiles
+
+
 def build_corpus(seed: int = SEED) -> list[Prompt]:
     """Every prompt of the corpus, in file order (split, then prompt id)."""
     names = Names(random.Random(f"{seed}/names"))
@@ -447,14 +455,11 @@ def build_corpus(seed: int = SEED) -> list[Prompt]:
         n_val, n_held = VALIDATION_PER_TOPIC, HELDOUT_PER_TOPIC[t]
         split_of = {i: "validation" for i in order[:n_val]}
         split_of.update({i: "heldout" for i in order[n_val:n_val + n_held]})
-        profiles = [list(PROFILES)[(t + i) % len(PROFILES)] for i in range(PROMPTS_PER_TOPIC)]
-        rng.shuffle(profiles)
+        profiles = _profiles(t, PROMPTS_PER_TOPIC, rng)
         for i in range(1, PROMPTS_PER_TOPIC + 1):
             prompts.append(make_prompt(topic, i, split_of.get(i, "train"), profiles[i - 1], names, seed))
     for t, topic in enumerate(TOPICS):
-        rng = random.Random(f"{seed}/{topic.name}/test-split")
-        profiles = [list(PROFILES)[(t + i) % len(PROFILES)] for i in range(TEST_PER_TOPIC)]
-        rng.shuffle(profiles)
+        profiles = _profiles(t, TEST_PER_TOPIC, random.Random(f"{seed}/{topic.name}/test-split"))
         for j, profile in enumerate(profiles):
             prompts.append(make_prompt(topic, PROMPTS_PER_TOPIC + 1 + j, "test", profile, names, seed))
     prompts.sort(key=lambda p: (SPLITS.index(p.split), p.prompt_id))

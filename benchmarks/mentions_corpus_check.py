@@ -37,10 +37,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.append(str(REPO))  # after PYTHONPATH, so another checkout of the packages can be measured
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import make_mentions_corpus as gen  # noqa: E402
+
 from fitness import SupportIndex  # noqa: E402
 from infoextract import Extractor, Fact, read_records  # noqa: E402
 
-SPLITS = ("train", "validation", "heldout", "test")
+SPLITS = gen.SPLITS  # the corpus files, as the generator writes them
 
 
 def load(corpus: Path) -> tuple[list[dict], dict[str, list]]:
@@ -111,8 +113,6 @@ def demo_shared(ex: Extractor) -> tuple[float, float]:
 def form_misses(found: dict, design: list[dict]) -> list[tuple[float, int, str, str]]:
     """Recall per (topic, fact, form) from the generator's own record of which phrasing each
     reference used (the corpus is regenerated in memory; skipped if it differs from the files)."""
-    import make_mentions_corpus as gen
-
     prompts = {p.prompt_id: p for p in gen.build_corpus()}
     if sorted(prompts) != sorted(d["prompt_id"] for d in design):
         return []
